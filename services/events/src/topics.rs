@@ -1,0 +1,71 @@
+//! The topic catalogue: every topic of the system, in one place.
+//!
+//! `docs/topics.md` is the human view of this table; a test keeps the two in step.
+//! Store-keyed topics must all have the same partition count and the Kafka default
+//! (murmur2) partitioner, so that one service instance owns every event of a store.
+
+/// How the broker keeps a topic's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Deleted after this many days.
+    Delete { retention_days: u32 },
+    /// Compacted: the latest record per key is kept forever.
+    Compact,
+}
+
+/// One topic of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSpec {
+    /// Base name; a deployment may add a prefix (`TOPIC_PREFIX`).
+    pub name: &'static str,
+    /// What the record key holds.
+    pub key: &'static str,
+    /// Protobuf message of the record value (or a description for raw bytes).
+    pub value: &'static str,
+    pub producer: &'static str,
+    pub consumers: &'static str,
+    pub cleanup: Cleanup,
+    /// True when the topic is partitioned by store id (and so co-partitioned with the others).
+    pub store_partitioned: bool,
+}
+
+pub const CATALOG_PRODUCTS: &str = "catalog.products.v1";
+pub const STORE_SALES: &str = "store.sales.v1";
+pub const STORE_STOCK_MOVEMENTS: &str = "store.stock-movements.v1";
+pub const WAREHOUSE_REORDER_OUTCOMES: &str = "warehouse.reorder-outcomes.v1";
+pub const WAREHOUSE_REORDER_REQUESTS: &str = "warehouse.reorder-requests.v1";
+pub const INVENTORY_STOCK_LEVELS: &str = "inventory.stock-levels.v1";
+pub const STOCKOUTS: &str = "stockouts.v1";
+pub const FLOOR_OFFERS: &str = "floor.offers.v1";
+pub const INVENTORY_STATE: &str = "inventory.state.v1";
+pub const DETECTOR_STATE: &str = "stockout-detector.state.v1";
+pub const OFFERS_STATE: &str = "offer-generator.state.v1";
+pub const INVENTORY_DLQ: &str = "inventory.dead-letter.v1";
+pub const DETECTOR_DLQ: &str = "stockout-detector.dead-letter.v1";
+pub const OFFERS_DLQ: &str = "offer-generator.dead-letter.v1";
+
+const DLQ_VALUE: &str = "the original bytes, unchanged; headers `dlq.reason`, `dlq.source.topic`, `dlq.source.partition`, `dlq.source.offset`, `dlq.service`";
+const STATE_VALUE: &str = "shelfguard.state.v1.Entry";
+
+/// Every topic, inputs first, then outputs, internal state and dead letters.
+pub const ALL: &[TopicSpec] = &[
+    TopicSpec { name: CATALOG_PRODUCTS, key: "SKU", value: "shelfguard.catalog.v1.Product", producer: "store systems (product master)", consumers: "inventory, offer-generator", cleanup: Cleanup::Compact, store_partitioned: false },
+    TopicSpec { name: STORE_SALES, key: "store id", value: "shelfguard.store.v1.Sale", producer: "store systems (POS)", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
+    TopicSpec { name: STORE_STOCK_MOVEMENTS, key: "store id", value: "shelfguard.store.v1.StockMovement", producer: "store systems (receiving, counts)", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
+    TopicSpec { name: WAREHOUSE_REORDER_OUTCOMES, key: "store id", value: "shelfguard.warehouse.v1.ReorderOutcome", producer: "warehouse", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
+    TopicSpec { name: WAREHOUSE_REORDER_REQUESTS, key: "store id", value: "shelfguard.warehouse.v1.ReorderRequest", producer: "inventory", consumers: "warehouse", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
+    TopicSpec { name: INVENTORY_STOCK_LEVELS, key: "store id", value: "shelfguard.inventory.v1.StockLevel", producer: "inventory", consumers: "stockout-detector, offer-generator, store systems", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
+    TopicSpec { name: STOCKOUTS, key: "store id", value: "shelfguard.stockout.v1.StockoutEvent", producer: "stockout-detector", consumers: "offer-generator, store systems, dashboards", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: true },
+    TopicSpec { name: FLOOR_OFFERS, key: "store id", value: "shelfguard.floor.v1.OfferEvent", producer: "offer-generator", consumers: "floor staff channel, store systems", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: true },
+    TopicSpec { name: INVENTORY_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "inventory", consumers: "inventory (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
+    TopicSpec { name: DETECTOR_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "stockout-detector", consumers: "stockout-detector (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
+    TopicSpec { name: OFFERS_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "offer-generator", consumers: "offer-generator (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
+    TopicSpec { name: INVENTORY_DLQ, key: "source key", value: DLQ_VALUE, producer: "inventory", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
+    TopicSpec { name: DETECTOR_DLQ, key: "source key", value: DLQ_VALUE, producer: "stockout-detector", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
+    TopicSpec { name: OFFERS_DLQ, key: "source key", value: DLQ_VALUE, producer: "offer-generator", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
+];
+
+/// Looks a topic up by base name.
+pub fn spec(name: &str) -> Option<&'static TopicSpec> {
+    ALL.iter().find(|t| t.name == name)
+}

@@ -1,0 +1,46 @@
+//! inventory: keeps on-hand per (store, SKU) from sales and stock movements, asks the
+//! warehouse for a reorder when stock crosses the reorder point, and records outcomes.
+//!
+//! `ledger` holds every business rule (pure); this file only wires it to Kafka.
+pub mod ledger;
+
+use anyhow::Result;
+use clap::Parser;
+use shelfguard_events::{topics, validate};
+use shelfguard_runtime::{KafkaArgs, engine, health::Health, table};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+/// Settings of the inventory service. Every flag is also an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "inventory", version, about = "Stock ledger per (store, SKU) and warehouse reorders.")]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub policy: ledger::Policy,
+}
+
+/// Composition root: catalogue table, health endpoints, then the consumer loop until shutdown.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let health = Health::default();
+    let h = health.clone();
+    let (addr, s) = (config.kafka.health_addr.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = h.serve(&addr, s).await {
+            error!(error = %e, "health endpoint failed");
+        }
+    });
+    let catalog = table::follow(
+        &config.kafka,
+        ledger::SERVICE,
+        topics::CATALOG_PRODUCTS,
+        |b| validate::product(b).map(|p| (p.sku.clone(), p)),
+        topics::INVENTORY_DLQ,
+        shutdown.clone(),
+    )
+    .await?;
+    let ledger = ledger::Ledger::new(config.policy, catalog);
+    engine::run(&config.kafka, ledger, health, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! offer-generator: answers an opened stockout with an offer for the floor staff
+//! (a better product the store has, and a gesture), and withdraws it when the stockout closes.
+//!
+//! Business rules, each in its own module (pure): `substitute` (which product to give),
+//! `gesture` (what the customer pays), `lifecycle` (one offer per episode, issue and withdraw).
+pub mod gesture;
+pub mod lifecycle;
+pub mod substitute;
+
+use anyhow::Result;
+use clap::Parser;
+use shelfguard_events::{topics, validate};
+use shelfguard_runtime::{KafkaArgs, engine, health::Health, table};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+/// Settings of the offer generator. Every flag is also an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "offer-generator", version, about = "Offers for the floor staff when a stockout opens.")]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub policy: lifecycle::Policy,
+}
+
+/// Composition root: catalogue table, health endpoints, then the consumer loop until shutdown.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let health = Health::default();
+    let h = health.clone();
+    let (addr, s) = (config.kafka.health_addr.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = h.serve(&addr, s).await {
+            error!(error = %e, "health endpoint failed");
+        }
+    });
+    let catalog = table::follow(
+        &config.kafka,
+        lifecycle::SERVICE,
+        topics::CATALOG_PRODUCTS,
+        |b| validate::product(b).map(|p| (p.sku.clone(), p)),
+        topics::OFFERS_DLQ,
+        shutdown.clone(),
+    )
+    .await?;
+    engine::run(&config.kafka, lifecycle::Offers::new(config.policy, catalog), health, shutdown).await?;
+    Ok(())
+}

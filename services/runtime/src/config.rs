@@ -1,0 +1,144 @@
+//! Settings every service shares. Each is a flag and an environment variable.
+use clap::Args;
+use rdkafka::ClientConfig;
+
+/// Connection to the Kafka cluster and the knobs of the consumer loop.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    pub bootstrap_servers: String,
+
+    /// Extra librdkafka settings, comma separated `key=value` pairs, passed unchanged
+    /// (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512`). Values are never logged.
+    #[arg(long, env = "KAFKA_OPTIONS", default_value = "", value_parser = parse_options)]
+    pub kafka_options: KafkaOptions,
+
+    /// Prefix added to every topic name (isolates environments sharing a cluster).
+    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Consumer group id; defaults to the service name.
+    #[arg(long, env = "KAFKA_GROUP_ID")]
+    pub group_id: Option<String>,
+
+    /// Most records handled in one batch (one produce round trip, one offset store).
+    #[arg(long, env = "MAX_BATCH", default_value_t = 500)]
+    pub max_batch: usize,
+
+    /// Producer linger in milliseconds: larger batches against a few ms of latency per hop.
+    #[arg(long, env = "PRODUCER_LINGER_MS", default_value_t = 2)]
+    pub linger_ms: u32,
+
+    /// Address of the health endpoints (`/healthz`, `/readyz`); empty disables them.
+    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    pub health_addr: String,
+}
+
+/// `key=value` pairs for librdkafka. Debug output hides the values.
+#[derive(Clone, Default)]
+pub struct KafkaOptions(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| format!("{k}=***"))).finish()
+    }
+}
+
+fn parse_options(s: &str) -> Result<KafkaOptions, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        out.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok(KafkaOptions(out))
+}
+
+impl KafkaArgs {
+    /// Settings for local runs and tests.
+    pub fn local(bootstrap: &str, prefix: &str) -> Self {
+        Self {
+            bootstrap_servers: bootstrap.to_owned(),
+            kafka_options: KafkaOptions::default(),
+            topic_prefix: prefix.to_owned(),
+            group_id: None,
+            max_batch: 500,
+            linger_ms: 2,
+            health_addr: String::new(),
+        }
+    }
+
+    /// The full name of a catalogue topic.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{}", self.topic_prefix, base)
+    }
+
+    /// Base name of a full topic name.
+    pub fn base<'a>(&self, full: &'a str) -> &'a str {
+        full.strip_prefix(self.topic_prefix.as_str()).unwrap_or(full)
+    }
+
+    /// Common client settings (bootstrap, security, client id).
+    pub fn client(&self, client_id: &str) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", client_id)
+            .set("log_level", "4");
+        for (k, v) in &self.kafka_options.0 {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// A producer that is idempotent, waits for all replicas and partitions like Java clients.
+    pub fn producer(&self, client_id: &str) -> ClientConfig {
+        let mut c = self.client(client_id);
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", "30000");
+        c
+    }
+
+    /// A group consumer that commits only offsets we stored after the work was done.
+    pub fn group_consumer(&self, client_id: &str, group: &str) -> ClientConfig {
+        let mut c = self.client(client_id);
+        c.set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("enable.partition.eof", "false");
+        c
+    }
+
+    /// A consumer without a group, for reading whole partitions (state restore, tables).
+    pub fn reader(&self, client_id: &str) -> ClientConfig {
+        let mut c = self.client(client_id);
+        c.set("group.id", format!("{client_id}-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "50")
+            .set("enable.partition.eof", "false");
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_hide_values() {
+        let o = parse_options("security.protocol=SASL_SSL, sasl.password=s3cret").unwrap();
+        assert_eq!(o.0.len(), 2);
+        assert_eq!(o.0[1], ("sasl.password".into(), "s3cret".into()));
+        assert!(!format!("{o:?}").contains("s3cret"));
+        assert!(parse_options("nonsense").is_err());
+        assert!(parse_options("").unwrap().0.is_empty());
+    }
+}

@@ -1,0 +1,20 @@
+//! Dead-letter records: the original bytes with the reason and the source in headers.
+use rdkafka::message::{Header, OwnedHeaders};
+
+pub const REASON: &str = "dlq.reason";
+pub const SOURCE_TOPIC: &str = "dlq.source.topic";
+pub const SOURCE_PARTITION: &str = "dlq.source.partition";
+pub const SOURCE_OFFSET: &str = "dlq.source.offset";
+pub const SERVICE: &str = "dlq.service";
+
+/// Headers for a dead letter of the record at `topic`/`partition`/`offset`.
+pub fn headers(service: &str, reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+    let p = partition.to_string();
+    let o = offset.to_string();
+    OwnedHeaders::new()
+        .insert(Header { key: REASON, value: Some(reason) })
+        .insert(Header { key: SOURCE_TOPIC, value: Some(topic) })
+        .insert(Header { key: SOURCE_PARTITION, value: Some(&p) })
+        .insert(Header { key: SOURCE_OFFSET, value: Some(&o) })
+        .insert(Header { key: SERVICE, value: Some(service) })
+}

@@ -1,0 +1,330 @@
+//! The consumer loop every service runs.
+//!
+//! At-least-once in, idempotent effects out:
+//! 1. take a batch of records from the group consumer;
+//! 2. restore the state of any partition seen for the first time from its changelog;
+//! 3. decode each record (failures become dead letters) and apply it to each key it
+//!    touches, skipping keys that already hold it (see [`crate::state::Slot::admit`]);
+//! 4. publish the outputs and dead letters and wait for the broker's acknowledgement;
+//! 5. publish the changed keys to the changelog and wait again;
+//! 6. only then store the batch's offsets for the next commit.
+//!
+//! A crash between any two steps replays the batch: keys whose changelog record was
+//! written skip it, the others apply it again and, being deterministic, publish records
+//! with the same event ids as before, which consumers de-duplicate.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures::FutureExt as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::KafkaArgs;
+use crate::health::Health;
+use crate::processor::Processor;
+use crate::state::{Admission, PartitionState, Partitions, Slot};
+
+/// Key of the marker record that ends a state restore.
+pub const MARKER_KEY: &str = "\u{0}restore-marker";
+/// How long a produce may wait in the local queue before the batch fails.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Consumer context: notes revoked partitions so the loop drops their state.
+struct Ctx {
+    revoked: Arc<Mutex<Vec<i32>>>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Everything stored was fully handled (outputs and changelog acknowledged): commit it
+            // now so the next owner starts where we stopped.
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                debug!(error = %e, "commit on revoke (nothing stored yet?)");
+            }
+            let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            r.extend(tpl.elements().iter().map(|e| e.partition()));
+            info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions assigned");
+        }
+    }
+}
+
+/// One record to publish, already addressed.
+struct Send {
+    topic: String,
+    partition: Option<i32>,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// Publishes records in order and waits until the broker acknowledged all of them.
+async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
+    let futures = records.iter().map(|r| {
+        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
+        if let Some(k) = &r.key {
+            rec = rec.key(k.as_slice());
+        }
+        if let Some(p) = &r.payload {
+            rec = rec.payload(p.as_slice());
+        }
+        if let Some(p) = r.partition {
+            rec = rec.partition(p);
+        }
+        if let Some(h) = &r.headers {
+            rec = rec.headers(h.clone());
+        }
+        producer.send(rec, Timeout::After(SEND_TIMEOUT))
+    });
+    for (res, r) in futures::future::join_all(futures).await.into_iter().zip(&records) {
+        res.map_err(|(e, _)| anyhow!("publishing to {} failed: {e}", r.topic))?;
+    }
+    Ok(())
+}
+
+/// Counters of one run, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub consumed: u64,
+    pub produced: u64,
+    pub dead_letters: u64,
+    pub redelivered: u64,
+    pub duplicates: u64,
+    pub restores: u64,
+}
+
+/// Runs the processor until `shutdown` is cancelled or a fatal error (the broker refused
+/// our outputs): then the process should exit and be restarted; nothing is lost, the
+/// uncommitted batch is replayed.
+pub async fn run<P: Processor>(
+    args: &KafkaArgs,
+    mut processor: P,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<Stats> {
+    let name = processor.name();
+    let group = args.group_id.clone().unwrap_or_else(|| name.to_owned());
+    let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let consumer: StreamConsumer<Ctx> = args
+        .group_consumer(name, &group)
+        .create_with_context(Ctx { revoked: revoked.clone() })
+        .context("creating consumer")?;
+    let inputs = processor.inputs();
+    let topics: Vec<String> = inputs.iter().map(|t| args.topic(t)).collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).context("subscribing")?;
+    info!(service = name, group, topics = ?topics, "consuming");
+    health.set_ready(true);
+
+    let changelog = args.topic(processor.changelog());
+    let dead_letter = args.topic(processor.dead_letter());
+    let mut parts: Partitions<P::State> = HashMap::new();
+    let mut stats = Stats::default();
+
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        match first {
+            Ok(m) => batch.push(m.detach()),
+            Err(e) => {
+                warn!(error = %e, "consumer error");
+                continue;
+            }
+        }
+        while batch.len() < args.max_batch {
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Err(e)) => warn!(error = %e, "consumer error"),
+                None => break,
+            }
+        }
+        drop_revoked(&revoked, &mut parts);
+
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let mut dirty: HashMap<i32, BTreeSet<String>> = HashMap::new();
+        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
+        for msg in &batch {
+            let p = msg.partition();
+            let offset = msg.offset();
+            stats.consumed += 1;
+            positions.insert((msg.topic().to_owned(), p), offset);
+            if !parts.contains_key(&p) {
+                let restored = restore::<P::State>(args, name, &producer, &changelog, p).await?;
+                stats.restores += 1;
+                parts.insert(p, restored);
+            }
+            let Some(base) = inputs.iter().copied().find(|t| *t == args.base(msg.topic())) else {
+                bail!("record from unexpected topic {}", msg.topic());
+            };
+            let event = match msg.payload() {
+                None => Err(crate::Rejected("empty record (no value)".into())),
+                Some(bytes) => processor.decode(base, bytes),
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(rejected) => {
+                    warn!(service = name, topic = msg.topic(), partition = p, offset, reason = %rejected.0, "dead letter");
+                    stats.dead_letters += 1;
+                    out.push(Send {
+                        topic: dead_letter.clone(),
+                        partition: None,
+                        key: msg.key().map(<[u8]>::to_vec),
+                        payload: msg.payload().map(<[u8]>::to_vec),
+                        headers: Some(crate::dlq::headers(name, &rejected.0, msg.topic(), p, offset)),
+                    });
+                    continue;
+                }
+            };
+            let event_id = processor.event_id(&event).to_owned();
+            let Some(ps) = parts.get_mut(&p) else { bail!("partition {p} state missing") };
+            for key in processor.keys(&event) {
+                let mut slot = ps.slots.remove(&key).unwrap_or_default();
+                match slot.admit(base, offset, &event_id) {
+                    Admission::Apply => {
+                        for o in processor.apply(&key, &mut slot.state, &event, ps) {
+                            out.push(Send {
+                                topic: args.topic(o.topic),
+                                partition: None,
+                                key: Some(o.key.into_bytes()),
+                                payload: Some(o.payload),
+                                headers: None,
+                            });
+                        }
+                        slot.mark(base, offset, &event_id);
+                        dirty.entry(p).or_default().insert(key.clone());
+                    }
+                    Admission::Redelivered => stats.redelivered += 1,
+                    Admission::Duplicate => {
+                        debug!(service = name, event_id, key, "duplicate event dropped");
+                        stats.duplicates += 1;
+                        slot.mark(base, offset, &event_id);
+                        dirty.entry(p).or_default().insert(key.clone());
+                    }
+                }
+                ps.slots.insert(key, slot);
+            }
+        }
+
+        stats.produced += out.len() as u64;
+        send_all(&producer, out).await.context("publishing outputs")?;
+
+        let mut changes = Vec::new();
+        for (p, keys) in dirty {
+            let Some(ps) = parts.get(&p) else { continue };
+            for key in keys {
+                if let Some(slot) = ps.slots.get(&key) {
+                    changes.push(Send {
+                        topic: changelog.clone(),
+                        partition: Some(p),
+                        key: Some(key.into_bytes()),
+                        payload: Some(slot.encode()),
+                        headers: None,
+                    });
+                }
+            }
+        }
+        send_all(&producer, changes).await.context("publishing changelog")?;
+
+        for ((topic, p), offset) in positions {
+            if let Err(e) = consumer.store_offset(&topic, p, offset) {
+                // The partition was revoked meanwhile; its next owner replays it idempotently.
+                debug!(topic, partition = p, error = %e, "offset not stored");
+            }
+        }
+        debug!(service = name, records = batch.len(), micros = started.elapsed().as_micros() as u64, "batch done");
+        drop_revoked(&revoked, &mut parts);
+    }
+
+    info!(service = name, ?stats, "shutting down: committing handled offsets");
+    health.set_ready(false);
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        debug!(error = %e, "final commit (nothing to commit?)");
+    }
+    Ok(stats)
+}
+
+fn drop_revoked<S>(revoked: &Mutex<Vec<i32>>, parts: &mut Partitions<S>) {
+    let mut r = revoked.lock().unwrap_or_else(|p| p.into_inner());
+    for p in r.drain(..) {
+        parts.remove(&p);
+    }
+}
+
+/// Reads one changelog partition to its end. The end is found by writing a marker with a
+/// fresh nonce and reading until it comes back, which does not depend on watermarks.
+async fn restore<S: prost::Message + Default>(
+    args: &KafkaArgs,
+    service: &str,
+    producer: &FutureProducer,
+    changelog: &str,
+    partition: i32,
+) -> Result<PartitionState<S>> {
+    let started = Instant::now();
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    send_all(
+        producer,
+        vec![Send {
+            topic: changelog.to_owned(),
+            partition: Some(partition),
+            key: Some(MARKER_KEY.as_bytes().to_vec()),
+            payload: Some(nonce.clone().into_bytes()),
+            headers: None,
+        }],
+    )
+    .await
+    .context("writing restore marker")?;
+    let reader: StreamConsumer = args.reader(&format!("{service}-restore")).create().context("creating restore reader")?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
+    reader.assign(&tpl)?;
+    let mut state = PartitionState::default();
+    let mut records = 0u64;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(120), reader.recv())
+            .await
+            .with_context(|| format!("restoring {changelog}[{partition}]: marker not seen in 120 s"))?
+            .context("reading changelog")?;
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        if key == MARKER_KEY {
+            if m.payload() == Some(nonce.as_bytes()) {
+                break;
+            }
+            continue;
+        }
+        records += 1;
+        match m.payload() {
+            None => {
+                state.slots.remove(&key);
+            }
+            Some(bytes) => match Slot::<S>::decode(bytes) {
+                Ok(slot) => {
+                    state.slots.insert(key, slot);
+                }
+                Err(e) => warn!(changelog, partition, key, error = %e, "unreadable changelog record skipped"),
+            },
+        }
+    }
+    info!(service, changelog, partition, records, keys = state.slots.len(), millis = started.elapsed().as_millis() as u64, "state restored");
+    Ok(state)
+}

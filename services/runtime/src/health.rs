@@ -1,0 +1,54 @@
+//! `/healthz` (alive) and `/readyz` (consuming, state restorable) over plain HTTP/1.1.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Shared readiness flag.
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn set_ready(&self, v: bool) {
+        self.ready.store(v, Ordering::Relaxed);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Serves the endpoints on `addr` until shutdown; an empty address serves nothing.
+    pub async fn serve(self, addr: &str, shutdown: CancellationToken) -> Result<()> {
+        if addr.is_empty() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding health endpoint {addr}"))?;
+        info!(addr, "health endpoints up");
+        loop {
+            let (mut sock, _) = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = listener.accept() => r?,
+            };
+            let ready = self.is_ready();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let path = req.split_whitespace().nth(1).unwrap_or("/");
+                let (status, body) = match path {
+                    "/healthz" => ("200 OK", "ok"),
+                    "/readyz" if ready => ("200 OK", "ready"),
+                    "/readyz" => ("503 Service Unavailable", "not ready"),
+                    _ => ("404 Not Found", "not found"),
+                };
+                let resp = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    }
+}

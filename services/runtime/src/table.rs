@@ -1,0 +1,153 @@
+//! A global table: every partition of a compacted topic, kept in memory and up to date
+//! (e.g. the product catalogue, which every store needs in full).
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::KafkaArgs;
+
+/// Turns one record value into (key, row); an `Err` is a dead letter with that reason.
+pub type Decoder<V> = fn(&[u8]) -> Result<(String, V), String>;
+
+/// The latest row per key.
+pub struct Table<V> {
+    rows: Arc<RwLock<HashMap<String, V>>>,
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Self { rows: self.rows.clone() }
+    }
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Self { rows: Arc::default() }
+    }
+}
+
+impl<V: Clone> Table<V> {
+    pub fn read(&self) -> RwLockReadGuard<'_, HashMap<String, V>> {
+        self.rows.read().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.read().get(key).cloned()
+    }
+    pub fn insert(&self, key: String, v: V) {
+        self.rows.write().unwrap_or_else(|p| p.into_inner()).insert(key, v);
+    }
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Loads `topic` from the beginning up to its high watermarks, then keeps following it in
+/// the background until `shutdown`. Bad records go to `dead_letter`.
+pub async fn follow<V: Clone + Send + Sync + 'static>(
+    args: &KafkaArgs,
+    service: &'static str,
+    topic_base: &str,
+    decode: Decoder<V>,
+    dead_letter: &str,
+    shutdown: CancellationToken,
+) -> Result<Table<V>> {
+    let topic = args.topic(topic_base);
+    let dlq = args.topic(dead_letter);
+    let consumer: StreamConsumer = args.reader(&format!("{service}-table")).create().context("creating table reader")?;
+    let producer: FutureProducer = args.producer(&format!("{service}-table")).create().context("creating producer")?;
+    let (tpl, mut ends) = {
+        let c = &consumer;
+        let t = topic.clone();
+        tokio::task::block_in_place(|| -> Result<_> {
+            let md = c.fetch_metadata(Some(&t), Duration::from_secs(30)).with_context(|| format!("metadata of {t}"))?;
+            let parts: Vec<i32> = md.topics().iter().flat_map(|x| x.partitions().iter().map(|p| p.id())).collect();
+            let mut tpl = TopicPartitionList::new();
+            let mut ends = HashMap::new();
+            for p in parts {
+                tpl.add_partition_offset(&t, p, Offset::Beginning)?;
+                let (_, high) = c.fetch_watermarks(&t, p, Duration::from_secs(30))?;
+                if high > 0 {
+                    ends.insert(p, high);
+                }
+            }
+            Ok((tpl, ends))
+        })?
+    };
+    consumer.assign(&tpl)?;
+    let table = Table::default();
+    while !ends.is_empty() {
+        let m = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
+            .await
+            .with_context(|| format!("loading {topic}: no progress in 120 s"))??
+            .detach();
+        if let Some(reason) = apply(decode, &m, &table) {
+            dead(service, &producer, &dlq, &m, &reason).await?;
+        }
+        if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+            ends.remove(&m.partition());
+        }
+    }
+    info!(service, topic, rows = table.len(), "table loaded");
+    let t = table.clone();
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = consumer.recv() => m,
+            };
+            match m {
+                Ok(m) => {
+                    let m = m.detach();
+                    if let Some(reason) = apply(decode, &m, &t) {
+                        if let Err(e) = dead(service, &producer, &dlq, &m, &reason).await {
+                            warn!(error = %e, "dead letter not published");
+                        }
+                    }
+                }
+                Err(e) => warn!(topic, error = %e, "table reader error"),
+            }
+        }
+    });
+    Ok(table)
+}
+
+/// Applies one record; returns the reason when it is refused.
+fn apply<V: Clone>(decode: Decoder<V>, m: &OwnedMessage, table: &Table<V>) -> Option<String> {
+    match m.payload().map(decode) {
+        Some(Ok((k, v))) => {
+            table.insert(k, v);
+            None
+        }
+        Some(Err(reason)) => Some(reason),
+        None => Some("empty record (no value)".into()),
+    }
+}
+
+async fn dead(service: &str, producer: &FutureProducer, dlq: &str, m: &OwnedMessage, reason: &str) -> Result<()> {
+    warn!(service, topic = m.topic(), partition = m.partition(), offset = m.offset(), reason, "dead letter");
+    let headers = crate::dlq::headers(service, reason, m.topic(), m.partition(), m.offset());
+    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
+    if let Some(k) = m.key() {
+        rec = rec.key(k);
+    }
+    if let Some(p) = m.payload() {
+        rec = rec.payload(p);
+    }
+    producer
+        .send(rec, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("dead letter to {dlq}: {e}"))?;
+    Ok(())
+}

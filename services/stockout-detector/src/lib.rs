@@ -1,0 +1,35 @@
+//! stockout-detector: opens a stockout episode when the shelf is empty and replenishment
+//! is blocked, and closes it when stock returns.
+//!
+//! `episodes` holds every business rule (pure); this file only wires it to Kafka.
+pub mod episodes;
+
+use anyhow::Result;
+use clap::Parser;
+use shelfguard_runtime::{KafkaArgs, engine, health::Health};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+/// Settings of the stockout detector. Every flag is also an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "stockout-detector", version, about = "Opens and closes stockout episodes per (store, SKU).")]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub policy: episodes::Policy,
+}
+
+/// Composition root: health endpoints, then the consumer loop until shutdown.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let health = Health::default();
+    let h = health.clone();
+    let (addr, s) = (config.kafka.health_addr.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = h.serve(&addr, s).await {
+            error!(error = %e, "health endpoint failed");
+        }
+    });
+    engine::run(&config.kafka, episodes::Detector::new(config.policy), health, shutdown).await?;
+    Ok(())
+}
