@@ -130,11 +130,15 @@ fn move_stock(item: &mut InventoryItem, m: &StockMovement) {
     }
 }
 
-fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) {
-    if item.open_reorder_id == o.reorder_id {
-        item.open_reorder_id.clear();
-        item.open_reorder_at_ms = 0;
+/// Records the outcome of the open reorder. An outcome for any other reorder (unknown, or
+/// already decided) is refused: counting it would invent or double a failure.
+fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Rejected> {
+    if item.open_reorder_id != o.reorder_id {
+        let open = if item.open_reorder_id.is_empty() { "none" } else { item.open_reorder_id.as_str() };
+        return Err(Rejected(format!("outcome for reorder {} which is not open (open: {open})", o.reorder_id)));
     }
+    item.open_reorder_id.clear();
+    item.open_reorder_at_ms = 0;
     item.last_reorder = Some(ReorderState {
         reorder_id: o.reorder_id.clone(),
         status: o.status,
@@ -145,6 +149,7 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) {
     if o.status == OutcomeStatus::Failed as i32 {
         item.failures_ms.push(o.occurred_at_ms);
     }
+    Ok(())
 }
 
 impl Processor for Ledger {
@@ -205,13 +210,13 @@ impl Processor for Ledger {
         }
     }
 
-    fn apply(&mut self, key: &str, item: &mut InventoryItem, event: &Event, _others: &dyn View<InventoryItem>) -> Vec<Output> {
+    fn apply(&mut self, key: &str, item: &mut InventoryItem, event: &Event, _others: &dyn View<InventoryItem>) -> Result<Vec<Output>, Rejected> {
         let (store, sku) = split_key(key);
         let now = event.occurred_at_ms();
         match event {
             Event::Sale { units, .. } => sell(item, units.get(sku).copied().unwrap_or(0)),
             Event::Movement(m) => move_stock(item, m),
-            Event::Outcome(o) => record_outcome(item, o),
+            Event::Outcome(o) => record_outcome(item, o)?,
         }
         item.failures_ms.retain(|t| now - t < WEEK_MS);
         let mut out = Vec::new();
@@ -230,7 +235,7 @@ impl Processor for Ledger {
             failed_reorders_7d: item.failures_ms.len() as i32,
         };
         out.push(Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level));
-        out
+        Ok(out)
     }
 }
 

@@ -173,9 +173,9 @@ impl Processor for Offers {
         }
     }
 
-    fn apply(&mut self, key: &str, item: &mut OfferItem, event: &Event, others: &dyn View<OfferItem>) -> Vec<Output> {
+    fn apply(&mut self, key: &str, item: &mut OfferItem, event: &Event, others: &dyn View<OfferItem>) -> Result<Vec<Output>, Rejected> {
         let (store, _) = split_key(key);
-        match event {
+        Ok(match event {
             Event::Level(l) => {
                 item.on_hand = l.on_hand;
                 Vec::new()
@@ -224,7 +224,7 @@ impl Processor for Offers {
                 }
                 _ => Vec::new(),
             },
-        }
+        })
     }
 }
 

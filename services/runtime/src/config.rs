@@ -22,6 +22,11 @@ pub struct KafkaArgs {
     #[arg(long, env = "KAFKA_GROUP_ID")]
     pub group_id: Option<String>,
 
+    /// Static group membership (`group.instance.id`), e.g. the StatefulSet pod name: a restarted
+    /// instance takes its partitions back at once instead of waiting for the session timeout.
+    #[arg(long, env = "KAFKA_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+
     /// Most records handled in one batch (one produce round trip, one offset store).
     #[arg(long, env = "MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
@@ -62,6 +67,7 @@ impl KafkaArgs {
             kafka_options: KafkaOptions::default(),
             topic_prefix: prefix.to_owned(),
             group_id: None,
+            group_instance_id: None,
             max_batch: 500,
             linger_ms: 2,
             health_addr: String::new(),
@@ -113,6 +119,9 @@ impl KafkaArgs {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("enable.partition.eof", "false");
+        if let Some(id) = &self.group_instance_id {
+            c.set("group.instance.id", id);
+        }
         c
     }
 

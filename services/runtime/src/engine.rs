@@ -97,6 +97,36 @@ async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
     Ok(())
 }
 
+/// A fault-injection hook for tests of the delivery guarantees: with
+/// `SHELFGUARD_CRASH_POINT=after-outputs:N` (or `after-changelog:N`) the process aborts right
+/// after the Nth batch that published outputs had them acknowledged (or its changelog too),
+/// before its offsets are stored: the worst moments to die. Unset in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    AfterOutputs(u64),
+    AfterChangelog(u64),
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<Self> {
+        let v = std::env::var("SHELFGUARD_CRASH_POINT").ok()?;
+        let (what, n) = v.split_once(':')?;
+        let n = n.parse().ok()?;
+        match what {
+            "after-outputs" => Some(Self::AfterOutputs(n)),
+            "after-changelog" => Some(Self::AfterChangelog(n)),
+            _ => None,
+        }
+    }
+}
+
+fn crash_if(point: Option<CrashPoint>, now: CrashPoint) {
+    if point == Some(now) {
+        tracing::error!(?now, "SHELFGUARD_CRASH_POINT reached: aborting");
+        std::process::abort();
+    }
+}
+
 /// Counters of one run, for logs and tests.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -136,6 +166,8 @@ pub async fn run<P: Processor>(
     let dead_letter = args.topic(processor.dead_letter());
     let mut parts: Partitions<P::State> = HashMap::new();
     let mut stats = Stats::default();
+    let crash_point = CrashPoint::from_env();
+    let mut output_batches = 0u64;
 
     loop {
         let first = tokio::select! {
@@ -186,13 +218,7 @@ pub async fn run<P: Processor>(
                 Err(rejected) => {
                     warn!(service = name, topic = msg.topic(), partition = p, offset, reason = %rejected.0, "dead letter");
                     stats.dead_letters += 1;
-                    out.push(Send {
-                        topic: dead_letter.clone(),
-                        partition: None,
-                        key: msg.key().map(<[u8]>::to_vec),
-                        payload: msg.payload().map(<[u8]>::to_vec),
-                        headers: Some(crate::dlq::headers(name, &rejected.0, msg.topic(), p, offset)),
-                    });
+                    out.push(dead_letter_of(msg, name, &dead_letter, &rejected.0));
                     continue;
                 }
             };
@@ -202,14 +228,19 @@ pub async fn run<P: Processor>(
                 let mut slot = ps.slots.remove(&key).unwrap_or_default();
                 match slot.admit(base, offset, &event_id) {
                     Admission::Apply => {
-                        for o in processor.apply(&key, &mut slot.state, &event, ps) {
-                            out.push(Send {
+                        match processor.apply(&key, &mut slot.state, &event, ps) {
+                            Ok(outputs) => out.extend(outputs.into_iter().map(|o| Send {
                                 topic: args.topic(o.topic),
                                 partition: None,
                                 key: Some(o.key.into_bytes()),
                                 payload: Some(o.payload),
                                 headers: None,
-                            });
+                            })),
+                            Err(rejected) => {
+                                warn!(service = name, topic = msg.topic(), partition = p, offset, key, reason = %rejected.0, "dead letter");
+                                stats.dead_letters += 1;
+                                out.push(dead_letter_of(msg, name, &dead_letter, &rejected.0));
+                            }
                         }
                         slot.mark(base, offset, &event_id);
                         dirty.entry(p).or_default().insert(key.clone());
@@ -227,7 +258,12 @@ pub async fn run<P: Processor>(
         }
 
         stats.produced += out.len() as u64;
+        let had_outputs = !out.is_empty();
         send_all(&producer, out).await.context("publishing outputs")?;
+        if had_outputs {
+            output_batches += 1;
+            crash_if(crash_point, CrashPoint::AfterOutputs(output_batches));
+        }
 
         let mut changes = Vec::new();
         for (p, keys) in dirty {
@@ -245,6 +281,9 @@ pub async fn run<P: Processor>(
             }
         }
         send_all(&producer, changes).await.context("publishing changelog")?;
+        if had_outputs {
+            crash_if(crash_point, CrashPoint::AfterChangelog(output_batches));
+        }
 
         for ((topic, p), offset) in positions {
             if let Err(e) = consumer.store_offset(&topic, p, offset) {
@@ -262,6 +301,17 @@ pub async fn run<P: Processor>(
         debug!(error = %e, "final commit (nothing to commit?)");
     }
     Ok(stats)
+}
+
+/// The dead letter of `msg`: its key and bytes unchanged, the reason and source in headers.
+fn dead_letter_of(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Send {
+    Send {
+        topic: topic.to_owned(),
+        partition: None,
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers: Some(crate::dlq::headers(service, reason, msg.topic(), msg.partition(), msg.offset())),
+    }
 }
 
 fn drop_revoked<S>(revoked: &Mutex<Vec<i32>>, parts: &mut Partitions<S>) {

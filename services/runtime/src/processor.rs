@@ -59,12 +59,13 @@ pub trait Processor: Send + 'static {
     fn event_id<'e>(&self, event: &'e Self::Event) -> &'e str;
     /// The state keys this event changes, in the order they are applied.
     fn keys(&self, event: &Self::Event) -> Vec<String>;
-    /// Applies the event to one key and returns the records to publish.
+    /// Applies the event to one key and returns the records to publish. `Err` refuses the
+    /// event for this key (it goes to the dead-letter topic); the state must then be unchanged.
     fn apply(
         &mut self,
         key: &str,
         state: &mut Self::State,
         event: &Self::Event,
         others: &dyn View<Self::State>,
-    ) -> Vec<Output>;
+    ) -> Result<Vec<Output>, Rejected>;
 }

@@ -101,9 +101,9 @@ impl Processor for Detector {
     fn keys(&self, event: &StockLevel) -> Vec<String> {
         vec![validate::key(&event.store_id, &event.sku)]
     }
-    fn apply(&mut self, key: &str, item: &mut DetectorItem, event: &StockLevel, _others: &dyn View<DetectorItem>) -> Vec<Output> {
+    fn apply(&mut self, key: &str, item: &mut DetectorItem, event: &StockLevel, _others: &dyn View<DetectorItem>) -> Result<Vec<Output>, Rejected> {
         let (store, _) = split_key(key);
-        decide(&self.policy, item, event.clone()).map(|e| Output::new(topics::STOCKOUTS, store, &e)).into_iter().collect()
+        Ok(decide(&self.policy, item, event.clone()).map(|e| Output::new(topics::STOCKOUTS, store, &e)).into_iter().collect())
     }
 }
 

@@ -33,7 +33,7 @@ fn outcome(reorder_id: &str, status: OutcomeStatus, at: i64) -> Event {
 
 fn run(l: &mut Ledger, item: &mut InventoryItem, e: &Event) -> (Vec<ReorderRequest>, StockLevel) {
     let view = PartitionState::<InventoryItem>::default();
-    let out = l.apply("S1/OIL-14", item, e, &view);
+    let out = l.apply("S1/OIL-14", item, e, &view).unwrap();
     let reqs = out.iter().filter(|o| o.topic == topics::WAREHOUSE_REORDER_REQUESTS).map(|o| ReorderRequest::decode(o.payload.as_slice()).unwrap()).collect();
     let level = out.iter().find(|o| o.topic == topics::INVENTORY_STOCK_LEVELS).map(|o| StockLevel::decode(o.payload.as_slice()).unwrap()).unwrap();
     assert!(out.iter().all(|o| o.key == "S1"), "every output is keyed by store");
@@ -126,4 +126,19 @@ fn a_basket_touches_each_sku_once_with_summed_units() {
     assert_eq!(l.keys(&e), vec!["S1/OIL-14", "S1/SOCKS"]);
     let Event::Sale { units, .. } = e else { panic!() };
     assert_eq!(units["OIL-14"], 3);
+}
+
+#[test]
+fn an_outcome_for_a_reorder_that_is_not_open_is_refused_and_changes_nothing() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    let view = PartitionState::<InventoryItem>::default();
+    let early = l.apply("S1/OIL-14", &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0), &view);
+    assert_eq!(early.unwrap_err().0, "outcome for reorder S1/OIL-14/R1 which is not open (open: none)");
+    assert_eq!(item, InventoryItem::default());
+    run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
+    run(&mut l, &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN));
+    let again = l.apply("S1/OIL-14", &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + 2 * MIN), &view);
+    assert!(again.unwrap_err().0.contains("not open"), "a repeated outcome does not count twice");
+    assert_eq!(item.failures_ms.len(), 1);
 }

@@ -1,0 +1,69 @@
+//! Builders for input events with fresh ids and the current time.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use shelfguard_events::catalog::{Product, Size};
+use shelfguard_events::store::{MovementKind, Sale, SaleLine, StockMovement};
+use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// A product of `family` by `brand` in `oz` ounces.
+pub fn product(sku: &str, family: &str, brand: &str, oz: f64, price_cents: i64) -> Product {
+    Product {
+        event_id: id(),
+        occurred_at_ms: now_ms(),
+        sku: sku.into(),
+        name: format!("{brand} {family}"),
+        brand: brand.into(),
+        family: family.into(),
+        size: Some(Size { value: oz, unit: "oz".into() }),
+        price_cents,
+        reorder_point: 2,
+        order_up_to: 12,
+        location: "Aisle 7, shelf 3".into(),
+        ..Default::default()
+    }
+}
+
+pub fn count(store: &str, sku: &str, units: i32) -> StockMovement {
+    movement(store, sku, MovementKind::Count, units)
+}
+
+pub fn receipt(store: &str, sku: &str, units: i32) -> StockMovement {
+    movement(store, sku, MovementKind::Receipt, units)
+}
+
+fn movement(store: &str, sku: &str, kind: MovementKind, quantity: i32) -> StockMovement {
+    StockMovement { event_id: id(), occurred_at_ms: now_ms(), store_id: store.into(), sku: sku.into(), kind: kind as i32, quantity, note: String::new() }
+}
+
+pub fn sale(store: &str, sku: &str, units: i32) -> Sale {
+    Sale {
+        event_id: id(),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        basket_id: id(),
+        lines: vec![SaleLine { sku: sku.into(), quantity: units, unit_price_cents: 799 }],
+    }
+}
+
+/// The warehouse's refusal of reorder `seq` of (store, sku); inventory numbers reorders
+/// `<store>/<sku>/R<seq>`.
+pub fn failed(store: &str, sku: &str, seq: u32, reason: &str) -> ReorderOutcome {
+    ReorderOutcome {
+        event_id: id(),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        reorder_id: format!("{store}/{sku}/R{seq}"),
+        sku: sku.into(),
+        status: OutcomeStatus::Failed as i32,
+        failure_reason: reason.into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,177 @@
+//! Test harness: a real broker per test (embedded tansu on a random port), topics under a
+//! random prefix, the services as real processes, and readers that await conditions.
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use prost::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use shelfguard_local::broker::EmbeddedBroker;
+use shelfguard_runtime::{KafkaArgs, admin};
+use tokio::process::{Child, Command};
+
+pub mod fixtures;
+
+/// Partitions of every store-keyed topic in tests.
+pub const PARTITIONS: i32 = 3;
+
+/// One isolated environment: its own broker and topic prefix.
+pub struct Env {
+    pub broker: EmbeddedBroker,
+    pub kafka: KafkaArgs,
+    producer: FutureProducer,
+    logs: PathBuf,
+}
+
+impl Env {
+    pub async fn start(test: &str) -> Result<Self> {
+        let broker = EmbeddedBroker::start("memory://tansu/")?;
+        let prefix = format!("t{:08x}.", rand::random::<u32>());
+        let kafka = KafkaArgs::local(&broker.bootstrap, &prefix);
+        admin::ensure_topics(&kafka, PARTITIONS, 1).await?;
+        let producer = kafka.producer("e2e").create()?;
+        let logs = target_dir().join("e2e-logs").join(test);
+        std::fs::create_dir_all(&logs)?;
+        Ok(Self { broker, kafka, producer, logs })
+    }
+
+    pub async fn publish(&self, topic: &str, key: &str, msg: &impl Message) -> Result<()> {
+        self.publish_raw(topic, key, &msg.encode_to_vec()).await
+    }
+
+    pub async fn publish_raw(&self, topic: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        let t = self.kafka.topic(topic);
+        self.producer
+            .send(FutureRecord::to(&t).key(key).payload(bytes), Timeout::After(Duration::from_secs(30)))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("publish to {t}: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts a service as its own process (see `shelfguard-svc`); `env` adds variables.
+    pub fn spawn(&self, service: &str, env: &[(&str, &str)]) -> Result<Service> {
+        let n = std::fs::read_dir(&self.logs)?.count();
+        let log_path = self.logs.join(format!("{n:02}-{service}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = Command::new(svc_binary());
+        cmd.arg(service)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &self.broker.bootstrap)
+            .env("TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("HEALTH_ADDR", "")
+            // Static membership, as a StatefulSet pod would have: a restarted process takes its
+            // partitions back at once (tansu 0.6 can also leave a group stuck when a member dies
+            // mid-rebalance without it).
+            .env("KAFKA_GROUP_INSTANCE_ID", format!("{service}-0"))
+            .env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {service}"))?;
+        Ok(Service { name: service.to_owned(), child, log: log_path })
+    }
+
+    /// A reader of every partition of `topic`, from the beginning.
+    pub fn tail(&self, topic: &str) -> Result<Tail> {
+        let consumer: StreamConsumer = self.kafka.reader("e2e-tail").create()?;
+        let t = self.kafka.topic(topic);
+        let mut tpl = TopicPartitionList::new();
+        let parts = if shelfguard_events::topics::spec(topic).is_some_and(|s| s.store_partitioned) { PARTITIONS } else { 1 };
+        for p in 0..parts {
+            tpl.add_partition_offset(&t, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(Tail { consumer, topic: t })
+    }
+}
+
+/// A running service process.
+pub struct Service {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Waits for the process to end by itself (e.g. at a crash point) and returns whether it failed.
+    pub async fn wait_exit(&mut self, within: Duration) -> Result<bool> {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .with_context(|| format!("{} still running after {within:?}; log: {}", self.name, self.log.display()))??;
+        Ok(!status.success())
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
+        if !status.success() {
+            bail!("{} exited with {status} after SIGTERM; log: {}", self.name, self.log.display());
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown work at all.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Reads a topic and waits for conditions, never for fixed times.
+pub struct Tail {
+    consumer: StreamConsumer,
+    pub topic: String,
+}
+
+impl Tail {
+    pub async fn next(&self, within: Duration) -> Result<OwnedMessage> {
+        let m = tokio::time::timeout(within, self.consumer.recv())
+            .await
+            .with_context(|| format!("nothing on {} within {within:?}", self.topic))??;
+        Ok(m.detach())
+    }
+
+    /// Reads records until one decodes as `M` and matches; returns it and all `M`s read on the
+    /// way (records that do not decode as `M`, such as a test's own garbage, are passed over).
+    pub async fn until<M: Message + Default>(&self, within: Duration, pred: impl Fn(&M) -> bool) -> Result<(M, Vec<M>)> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.next(left).await.with_context(|| format!("waiting for a match on {}; saw {} records", self.topic, seen.len()))?;
+            let Ok(v) = M::decode(m.payload().unwrap_or_default()) else { continue };
+            if pred(&v) {
+                return Ok((v, seen));
+            }
+            seen.push(v);
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The `shelfguard-svc` executable next to the running test.
+pub fn svc_binary() -> PathBuf {
+    target_dir().join("shelfguard-svc")
+}
