@@ -1,21 +1,37 @@
 //! An embedded Kafka-protocol broker (tansu) for local runs and tests.
 use std::net::TcpListener;
 use std::time::Duration;
+
 use anyhow::{Context, Result};
 use tansu_broker::{NODE_ID, broker::Broker, coordinator::group::administrator::Controller};
 use tansu_storage::StorageContainer;
 use url::Url;
 
-pub struct EmbeddedBroker { pub bootstrap: String }
+/// A tansu broker on its own thread and runtime, listening on a free loopback port.
+pub struct EmbeddedBroker {
+    /// `host:port` for `bootstrap.servers`.
+    pub bootstrap: String,
+}
 
 impl EmbeddedBroker {
+    /// Starts a broker with `storage` (`memory://tansu/` or `sqlite://FILE`); returns once it listens.
     pub fn start(storage: &str) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::start_on(storage, port)
+    }
+
+    pub fn start_on(storage: &str, port: u16) -> Result<Self> {
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))?;
-        let storage = Url::parse(storage)?;
+        let storage = Url::parse(storage).with_context(|| format!("broker storage {storage:?}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+        std::thread::Builder::new().name("tansu".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow::anyhow!("broker runtime: {e}")));
+                    return;
+                }
+            };
             rt.block_on(async move {
                 let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
                     .node_id(NODE_ID)
@@ -28,12 +44,29 @@ impl EmbeddedBroker {
                     .build()
                     .await;
                 match broker {
-                    Ok(b) => { let _ = tx.send(Ok(())); let _ = b.main(tokio::time::Instant::now()).await; }
-                    Err(e) => { let _ = tx.send(Err(anyhow::anyhow!("{e:?}"))); }
+                    Ok(mut b) => {
+                        let _ = tx.send(Ok(()));
+                        // `serve`, not `main`: no signal handlers of its own, so on Ctrl-C the
+                        // services finish and commit before the process (and the broker) ends.
+                        if let Err(e) = b.serve(tokio::time::Instant::now()).await {
+                            tracing::error!(error = ?e, "embedded broker stopped");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(anyhow::anyhow!("broker: {e:?}")));
+                    }
                 }
             });
-        });
-        rx.recv_timeout(Duration::from_secs(30)).context("broker start")??;
-        Ok(Self { bootstrap: format!("127.0.0.1:{port}") })
+        })?;
+        rx.recv_timeout(Duration::from_secs(60)).context("broker did not start in 60 s")??;
+        // The listener binds inside `main`; wait until it accepts connections.
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Ok(Self { bootstrap: addr });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        anyhow::bail!("broker not listening on {addr} after 6 s")
     }
 }

@@ -1,0 +1,98 @@
+//! `cargo run -p shelfguard-local`: broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics,
+//! the three services, the simulator and a console of offers, until Ctrl-C.
+use anyhow::Result;
+use clap::Parser;
+use shelfguard_runtime::{KafkaArgs, admin, shutdown, telemetry};
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+#[derive(Debug, Parser)]
+#[command(name = "shelfguard-local", version, about = "Runs the whole system locally: broker, services, store simulator.")]
+struct Cli {
+    /// An existing Kafka cluster; when unset, an embedded broker is started.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    kafka_bootstrap_servers: Option<String>,
+    /// Storage of the embedded broker: `memory://tansu/` or `sqlite://shelfguard.db`.
+    #[arg(long, env = "BROKER_STORAGE", default_value = "memory://tansu/")]
+    broker_storage: String,
+    /// Port of the embedded broker (0 = any free port).
+    #[arg(long, env = "BROKER_PORT", default_value_t = 9092)]
+    broker_port: u16,
+    /// Partitions of each store-keyed topic created at start.
+    #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 6)]
+    partitions: i32,
+    /// Replication factor of the topics created at start.
+    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = 1)]
+    replication: i32,
+    /// Seconds before inventory asks again after a failed reorder (short, so failures pile up visibly).
+    #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 10)]
+    reorder_retry_after_secs: i64,
+    #[command(flatten)]
+    sim: shelfguard_simulator::SimConfig,
+    /// Passed to every client (prefix, options, batching); bootstrap comes from above.
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    telemetry::init();
+    let mut cli = Cli::parse();
+    let shutdown = shutdown::on_signals();
+    let _broker = match &cli.kafka_bootstrap_servers {
+        Some(servers) => {
+            info!(servers, "using the Kafka cluster from KAFKA_BOOTSTRAP_SERVERS; no broker started");
+            cli.kafka.bootstrap_servers = servers.clone();
+            None
+        }
+        None => {
+            let b = if cli.broker_port == 0 {
+                shelfguard_local::broker::EmbeddedBroker::start(&cli.broker_storage)?
+            } else {
+                shelfguard_local::broker::EmbeddedBroker::start_on(&cli.broker_storage, cli.broker_port)?
+            };
+            info!(bootstrap = b.bootstrap, storage = cli.broker_storage, "embedded broker (tansu) up");
+            cli.kafka.bootstrap_servers = b.bootstrap.clone();
+            Some(b)
+        }
+    };
+    cli.kafka.health_addr.clear();
+    admin::ensure_topics(&cli.kafka, cli.partitions, cli.replication).await?;
+    info!(partitions = cli.partitions, "topics ready");
+
+    let k = cli.kafka.clone();
+    let mut tasks = JoinSet::new();
+    // The catalogue comes first, as in a store: services load it when they start.
+    let (published, catalogue) = tokio::sync::oneshot::channel();
+    let (kk, s) = (k.clone(), shutdown.clone());
+    tasks.spawn(named("simulator", async move { shelfguard_simulator::run_with(&kk, cli.sim, s, Some(published)).await }));
+    if catalogue.await.is_err() {
+        shutdown.cancel();
+    }
+    let inventory = shelfguard_inventory::Config {
+        kafka: k.clone(),
+        policy: shelfguard_inventory::ledger::Policy { reorder_retry_after_secs: cli.reorder_retry_after_secs, ..Default::default() },
+    };
+    tasks.spawn(named("inventory", shelfguard_inventory::run(inventory, shutdown.clone())));
+    let detector = shelfguard_stockout_detector::Config { kafka: k.clone(), policy: Default::default() };
+    tasks.spawn(named("stockout-detector", shelfguard_stockout_detector::run(detector, shutdown.clone())));
+    let offers = shelfguard_offer_generator::Config { kafka: k.clone(), policy: Default::default() };
+    tasks.spawn(named("offer-generator", shelfguard_offer_generator::run(offers, shutdown.clone())));
+    let (kk, s) = (k.clone(), shutdown.clone());
+    tasks.spawn(named("console", async move { shelfguard_local::console::follow(&kk, s).await }));
+    println!("shelfguard is running on {}: offers for the floor staff appear below (Ctrl-C stops).", k.bootstrap_servers);
+
+    let mut failed = false;
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r.unwrap_or_else(|join| Err(join.into())) {
+            error!(error = ?e, "a component stopped");
+            failed = true;
+            shutdown.cancel();
+        }
+    }
+    if failed { anyhow::bail!("stopped after a failure (see the log above)") } else { Ok(()) }
+}
+
+async fn named(name: &'static str, f: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    f.await.map_err(|e| e.context(name))
+}
