@@ -6,7 +6,9 @@ use shelfguard_events::store::{MovementKind, Sale, SaleLine, StockMovement};
 use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn id() -> String {
@@ -22,7 +24,10 @@ pub fn product(sku: &str, family: &str, brand: &str, oz: f64, price_cents: i64) 
         name: format!("{brand} {family}"),
         brand: brand.into(),
         family: family.into(),
-        size: Some(Size { value: oz, unit: "oz".into() }),
+        size: Some(Size {
+            value: oz,
+            unit: "oz".into(),
+        }),
         price_cents,
         reorder_point: 2,
         order_up_to: 12,
@@ -40,7 +45,15 @@ pub fn receipt(store: &str, sku: &str, units: i32) -> StockMovement {
 }
 
 fn movement(store: &str, sku: &str, kind: MovementKind, quantity: i32) -> StockMovement {
-    StockMovement { event_id: id(), occurred_at_ms: now_ms(), store_id: store.into(), sku: sku.into(), kind: kind as i32, quantity, note: String::new() }
+    StockMovement {
+        event_id: id(),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        sku: sku.into(),
+        kind: kind as i32,
+        quantity,
+        note: String::new(),
+    }
 }
 
 pub fn sale(store: &str, sku: &str, units: i32) -> Sale {
@@ -49,7 +62,11 @@ pub fn sale(store: &str, sku: &str, units: i32) -> Sale {
         occurred_at_ms: now_ms(),
         store_id: store.into(),
         basket_id: id(),
-        lines: vec![SaleLine { sku: sku.into(), quantity: units, unit_price_cents: 799 }],
+        lines: vec![SaleLine {
+            sku: sku.into(),
+            quantity: units,
+            unit_price_cents: 799,
+        }],
     }
 }
 

@@ -37,7 +37,12 @@ impl Env {
         let producer = kafka.producer("e2e").create()?;
         let logs = target_dir().join("e2e-logs").join(test);
         std::fs::create_dir_all(&logs)?;
-        Ok(Self { broker, kafka, producer, logs })
+        Ok(Self {
+            broker,
+            kafka,
+            producer,
+            logs,
+        })
     }
 
     pub async fn publish(&self, topic: &str, key: &str, msg: &impl Message) -> Result<()> {
@@ -47,7 +52,10 @@ impl Env {
     pub async fn publish_raw(&self, topic: &str, key: &str, bytes: &[u8]) -> Result<()> {
         let t = self.kafka.topic(topic);
         self.producer
-            .send(FutureRecord::to(&t).key(key).payload(bytes), Timeout::After(Duration::from_secs(30)))
+            .send(
+                FutureRecord::to(&t).key(key).payload(bytes),
+                Timeout::After(Duration::from_secs(30)),
+            )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("publish to {t}: {e}"))?;
         Ok(())
@@ -67,7 +75,10 @@ impl Env {
             // partitions back at once (tansu 0.6 can also leave a group stuck when a member dies
             // mid-rebalance without it).
             .env("KAFKA_GROUP_INSTANCE_ID", format!("{service}-0"))
-            .env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
@@ -75,7 +86,11 @@ impl Env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().with_context(|| format!("starting {service}"))?;
-        Ok(Service { name: service.to_owned(), child, log: log_path })
+        Ok(Service {
+            name: service.to_owned(),
+            child,
+            log: log_path,
+        })
     }
 
     /// A reader of every partition of `topic`, from the beginning.
@@ -83,7 +98,11 @@ impl Env {
         let consumer: StreamConsumer = self.kafka.reader("e2e-tail").create()?;
         let t = self.kafka.topic(topic);
         let mut tpl = TopicPartitionList::new();
-        let parts = if shelfguard_events::topics::spec(topic).is_some_and(|s| s.store_partitioned) { PARTITIONS } else { 1 };
+        let parts = if shelfguard_events::topics::spec(topic).is_some_and(|s| s.store_partitioned) {
+            PARTITIONS
+        } else {
+            1
+        };
         for p in 0..parts {
             tpl.add_partition_offset(&t, p, Offset::Beginning)?;
         }
@@ -104,18 +123,31 @@ impl Service {
     pub async fn wait_exit(&mut self, within: Duration) -> Result<bool> {
         let status = tokio::time::timeout(within, self.child.wait())
             .await
-            .with_context(|| format!("{} still running after {within:?}; log: {}", self.name, self.log.display()))??;
+            .with_context(|| {
+                format!(
+                    "{} still running after {within:?}; log: {}",
+                    self.name,
+                    self.log.display()
+                )
+            })??;
         Ok(!status.success())
     }
 
     /// SIGTERM, then waits for a clean exit.
     pub async fn stop(mut self) -> Result<()> {
         if let Some(pid) = self.child.id() {
-            std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+            std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()?;
         }
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
         if !status.success() {
-            bail!("{} exited with {status} after SIGTERM; log: {}", self.name, self.log.display());
+            bail!(
+                "{} exited with {status} after SIGTERM; log: {}",
+                self.name,
+                self.log.display()
+            );
         }
         Ok(())
     }
@@ -147,13 +179,25 @@ impl Tail {
 
     /// Reads records until one decodes as `M` and matches; returns it and all `M`s read on the
     /// way (records that do not decode as `M`, such as a test's own garbage, are passed over).
-    pub async fn until<M: Message + Default>(&self, within: Duration, pred: impl Fn(&M) -> bool) -> Result<(M, Vec<M>)> {
+    pub async fn until<M: Message + Default>(
+        &self,
+        within: Duration,
+        pred: impl Fn(&M) -> bool,
+    ) -> Result<(M, Vec<M>)> {
         let deadline = tokio::time::Instant::now() + within;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let m = self.next(left).await.with_context(|| format!("waiting for a match on {}; saw {} records", self.topic, seen.len()))?;
-            let Ok(v) = M::decode(m.payload().unwrap_or_default()) else { continue };
+            let m = self.next(left).await.with_context(|| {
+                format!(
+                    "waiting for a match on {}; saw {} records",
+                    self.topic,
+                    seen.len()
+                )
+            })?;
+            let Ok(v) = M::decode(m.payload().unwrap_or_default()) else {
+                continue;
+            };
             if pred(&v) {
                 return Ok((v, seen));
             }

@@ -23,35 +23,73 @@ async fn a_failed_reorder_becomes_an_offer_and_restock_withdraws_it() -> anyhow:
     let _det = env.spawn("stockout-detector", &[])?;
     let _off = env.spawn("offer-generator", &[])?;
 
-    for (sku, units) in [("GOLD-14", 3), ("GOLD-28", 8), ("PRIME-14", 8), ("VALUE-28", 8)] {
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, units)).await?;
+    for (sku, units) in [
+        ("GOLD-14", 3),
+        ("GOLD-28", 8),
+        ("PRIME-14", 8),
+        ("VALUE-28", 8),
+    ] {
+        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, units))
+            .await?;
     }
-    env.publish(STORE_SALES, "S1", &sale("S1", "GOLD-14", 3)).await?;
+    env.publish(STORE_SALES, "S1", &sale("S1", "GOLD-14", 3))
+        .await?;
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
-    let (req, _) = requests.until::<ReorderRequest>(WAIT, |r| r.sku == "GOLD-14").await?;
-    assert_eq!((req.store_id.as_str(), req.on_hand, req.quantity), ("S1", 0, 12));
+    let (req, _) = requests
+        .until::<ReorderRequest>(WAIT, |r| r.sku == "GOLD-14")
+        .await?;
+    assert_eq!(
+        (req.store_id.as_str(), req.on_hand, req.quantity),
+        ("S1", 0, 12)
+    );
 
     let mut outcome = failed("S1", "GOLD-14", 1, "supplier out of stock");
     outcome.reorder_id = req.reorder_id.clone();
-    env.publish(WAREHOUSE_REORDER_OUTCOMES, "S1", &outcome).await?;
+    env.publish(WAREHOUSE_REORDER_OUTCOMES, "S1", &outcome)
+        .await?;
 
     let offers = env.tail(FLOOR_OFFERS)?;
-    let (issued, before) = offers.until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Issued(_)))).await?;
+    let (issued, before) = offers
+        .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Issued(_))))
+        .await?;
     assert!(before.is_empty());
-    let Some(Change::Issued(i)) = &issued.change else { unreachable!() };
+    let Some(Change::Issued(i)) = &issued.change else {
+        unreachable!()
+    };
     let offer = i.offer.as_ref().expect("offer");
     assert_eq!(issued.store_id, "S1");
-    assert_eq!(offer.original.as_ref().map(|p| p.sku.as_str()), Some("GOLD-14"));
-    assert_eq!(offer.substitute.as_ref().map(|p| p.sku.as_str()), Some("GOLD-28"), "bigger jar of the same brand first");
-    assert_eq!(offer.gesture, Gesture::AtOriginalPrice as i32, "one failure: pay the small jar's price");
+    assert_eq!(
+        offer.original.as_ref().map(|p| p.sku.as_str()),
+        Some("GOLD-14")
+    );
+    assert_eq!(
+        offer.substitute.as_ref().map(|p| p.sku.as_str()),
+        Some("GOLD-28"),
+        "bigger jar of the same brand first"
+    );
+    assert_eq!(
+        offer.gesture,
+        Gesture::AtOriginalPrice as i32,
+        "one failure: pay the small jar's price"
+    );
     assert_eq!(offer.gesture_value_cents, 1399 - 799);
-    assert!(offer.reason.contains("failed 1x: supplier out of stock"), "{}", offer.reason);
+    assert!(
+        offer.reason.contains("failed 1x: supplier out of stock"),
+        "{}",
+        offer.reason
+    );
     assert_eq!(offer.redemption_code.len(), 4);
     assert!(offer.expires_at_ms > outcome.occurred_at_ms);
 
-    env.publish(STORE_STOCK_MOVEMENTS, "S1", &receipt("S1", "GOLD-14", 12)).await?;
-    let (withdrawn, between) = offers.until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Withdrawn(_)))).await?;
-    assert!(between.is_empty(), "nothing else was published: {between:?}");
+    env.publish(STORE_STOCK_MOVEMENTS, "S1", &receipt("S1", "GOLD-14", 12))
+        .await?;
+    let (withdrawn, between) = offers
+        .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Withdrawn(_))))
+        .await?;
+    assert!(
+        between.is_empty(),
+        "nothing else was published: {between:?}"
+    );
     assert_eq!(withdrawn.offer_id, issued.offer_id);
     assert_eq!(withdrawn.stockout_id, issued.stockout_id);
     Ok(())

@@ -16,7 +16,11 @@ const WAVES: usize = 12;
 /// Restarts a service that died at its crash point; counts the crashes.
 async fn supervise(env: &Env, svc: &mut Service, crashes: &mut u32) -> anyhow::Result<()> {
     if !svc.is_running() {
-        assert!(svc.wait_exit(Duration::from_secs(5)).await?, "{} exited cleanly instead of crashing", svc.name);
+        assert!(
+            svc.wait_exit(Duration::from_secs(5)).await?,
+            "{} exited cleanly instead of crashing",
+            svc.name
+        );
         *crashes += 1;
         *svc = env.spawn(&svc.name.clone(), &[])?;
     }
@@ -28,28 +32,45 @@ async fn run(point: &str) -> anyhow::Result<()> {
     let skus: Vec<String> = (0..=WAVES).map(|i| format!("F{i}-14")).collect();
     for (i, sku) in skus.iter().enumerate() {
         let family = format!("family-{i}");
-        env.publish(CATALOG_PRODUCTS, sku, &product(sku, &family, "Gold", 14.0, 799)).await?;
+        env.publish(
+            CATALOG_PRODUCTS,
+            sku,
+            &product(sku, &family, "Gold", 14.0, 799),
+        )
+        .await?;
         let big = format!("F{i}-28");
-        env.publish(CATALOG_PRODUCTS, &big, &product(&big, &family, "Gold", 28.0, 1399)).await?;
+        env.publish(
+            CATALOG_PRODUCTS,
+            &big,
+            &product(&big, &family, "Gold", 28.0, 1399),
+        )
+        .await?;
     }
     let crash = |n: u32| format!("{point}:{n}");
     let mut services = [
         env.spawn("inventory", &[("SHELFGUARD_CRASH_POINT", &crash(9))])?,
-        env.spawn("stockout-detector", &[("SHELFGUARD_CRASH_POINT", &crash(4))])?,
+        env.spawn(
+            "stockout-detector",
+            &[("SHELFGUARD_CRASH_POINT", &crash(4))],
+        )?,
         env.spawn("offer-generator", &[("SHELFGUARD_CRASH_POINT", &crash(6))])?,
     ];
     let mut crashes = [0u32; 3];
     for sku in &skus {
         let big = sku.replace("-14", "-28");
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", &big, 10)).await?;
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, 1)).await?;
+        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", &big, 10))
+            .await?;
+        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, 1))
+            .await?;
     }
 
     // Sales and counts travel on different topics: let every count land before selling.
     let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
     let mut counted = BTreeSet::new();
     while counted.len() < 2 * skus.len() {
-        let (l, _) = levels.until::<shelfguard_events::inventory::StockLevel>(WAIT, |_| true).await?;
+        let (l, _) = levels
+            .until::<shelfguard_events::inventory::StockLevel>(WAIT, |_| true)
+            .await?;
         counted.insert(l.sku);
     }
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
@@ -64,13 +85,18 @@ async fn run(point: &str) -> anyhow::Result<()> {
         // any service that died at its crash point, as Kubernetes would.
         let mut answered = false;
         loop {
-            if !answered {
-                if let Ok(m) = requests.next(Duration::from_millis(100)).await {
-                    let r = shelfguard_events::warehouse::ReorderRequest::decode(m.payload().unwrap_or_default())?;
-                    if &r.sku == sku {
-                        env.publish(WAREHOUSE_REORDER_OUTCOMES, "S1", &failed("S1", sku, 1, "truck capacity exceeded")).await?;
-                        answered = true;
-                    }
+            if !answered && let Ok(m) = requests.next(Duration::from_millis(100)).await {
+                let r = shelfguard_events::warehouse::ReorderRequest::decode(
+                    m.payload().unwrap_or_default(),
+                )?;
+                if &r.sku == sku {
+                    env.publish(
+                        WAREHOUSE_REORDER_OUTCOMES,
+                        "S1",
+                        &failed("S1", sku, 1, "truck capacity exceeded"),
+                    )
+                    .await?;
+                    answered = true;
                 }
             }
             for (svc, n) in services.iter_mut().zip(crashes.iter_mut()) {
@@ -79,57 +105,84 @@ async fn run(point: &str) -> anyhow::Result<()> {
             match offers.next(Duration::from_millis(200)).await {
                 Ok(m) => {
                     let e = OfferEvent::decode(m.payload().unwrap_or_default())?;
-                    let done = e.stockout_id.starts_with(&format!("S1/{sku}/")) && matches!(e.change, Some(Change::Issued(_)));
+                    let done = e.stockout_id.starts_with(&format!("S1/{sku}/"))
+                        && matches!(e.change, Some(Change::Issued(_)));
                     records.push(e);
                     if done {
                         break;
                     }
                 }
                 Err(_) if tokio::time::Instant::now() < deadline => {}
-                Err(e) => return Err(e.context(format!("offer for {sku}; logs in target/debug/e2e-logs"))),
+                Err(e) => {
+                    return Err(e.context(format!("offer for {sku}; logs in target/debug/e2e-logs")));
+                }
             }
         }
     }
-    assert_eq!(crashes, [1, 1, 1], "each service died once at {point} and was restarted");
+    assert_eq!(
+        crashes,
+        [1, 1, 1],
+        "each service died once at {point} and was restarted"
+    );
 
     // State survived: restocking the first SKU withdraws the offer issued before the crashes.
-    env.publish(STORE_STOCK_MOVEMENTS, "S1", &receipt("S1", &skus[0], 12)).await?;
-    let (withdrawn, rest) = offers.until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Withdrawn(_)))).await?;
+    env.publish(STORE_STOCK_MOVEMENTS, "S1", &receipt("S1", &skus[0], 12))
+        .await?;
+    let (withdrawn, rest) = offers
+        .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Withdrawn(_))))
+        .await?;
     records.extend(rest);
-    assert!(withdrawn.stockout_id.starts_with(&format!("S1/{}/", skus[0])));
+    assert!(
+        withdrawn
+            .stockout_id
+            .starts_with(&format!("S1/{}/", skus[0]))
+    );
 
-    if std::env::var("E2E_DEBUG").is_ok() {
-        let t = env.tail(INVENTORY_STOCK_LEVELS)?;
-        while let Ok(m) = t.next(Duration::from_secs(2)).await {
-            let l = shelfguard_events::inventory::StockLevel::decode(m.payload().unwrap_or_default())?;
-            if l.sku == skus[0] { eprintln!("level off={} {} on_hand={} open={} last={:?}", m.offset(), l.event_id, l.on_hand, l.open_reorder_id, l.last_reorder.map(|r| r.status)); }
-        }
-        let t = env.tail(STOCKOUTS)?;
-        while let Ok(m) = t.next(Duration::from_secs(2)).await {
-            let l = shelfguard_events::stockout::StockoutEvent::decode(m.payload().unwrap_or_default())?;
-            if l.sku == skus[0] { eprintln!("stockout off={} {} ", m.offset(), l.event_id); }
-        }
-    }
     let mut by_stockout: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut by_event: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut duplicates = 0;
     for e in &records {
-        let Some(Change::Issued(_)) = &e.change else { continue };
-        by_stockout.entry(e.stockout_id.clone()).or_default().insert(e.offer_id.clone());
+        let Some(Change::Issued(_)) = &e.change else {
+            continue;
+        };
+        by_stockout
+            .entry(e.stockout_id.clone())
+            .or_default()
+            .insert(e.offer_id.clone());
         let bytes = e.encode_to_vec();
         if let Some(prev) = by_event.insert(e.event_id.clone(), bytes.clone()) {
-            assert_eq!(prev, bytes, "a redelivered offer is the same offer, byte for byte");
+            assert_eq!(
+                prev, bytes,
+                "a redelivered offer is the same offer, byte for byte"
+            );
             duplicates += 1;
         }
     }
-    assert_eq!(by_stockout.len(), skus.len(), "one stockout (and offer) per SKU, none lost: {by_stockout:?}");
+    assert_eq!(
+        by_stockout.len(),
+        skus.len(),
+        "one stockout (and offer) per SKU, none lost: {by_stockout:?}"
+    );
     for (stockout, offers) in &by_stockout {
-        assert_eq!(offers.len(), 1, "exactly one offer for {stockout}: {offers:?}");
+        assert_eq!(
+            offers.len(),
+            1,
+            "exactly one offer for {stockout}: {offers:?}"
+        );
     }
-    eprintln!("{point}: {} offer records, {duplicates} redelivered duplicates (same event id)", records.len());
+    eprintln!(
+        "{point}: {} offer records, {duplicates} redelivered duplicates (same event id)",
+        records.len()
+    );
     match point {
-        "after-changelog" => assert_eq!(duplicates, 0, "with the changelog written, a replay publishes nothing again"),
-        _ => assert!(duplicates >= 1, "the crash before the changelog must have caused a replay of an issued offer"),
+        "after-changelog" => assert_eq!(
+            duplicates, 0,
+            "with the changelog written, a replay publishes nothing again"
+        ),
+        _ => assert!(
+            duplicates >= 1,
+            "the crash before the changelog must have caused a replay of an issued offer"
+        ),
     }
     Ok(())
 }

@@ -44,11 +44,11 @@ pub mod shelfguard {
 }
 
 pub use shelfguard::catalog::v1 as catalog;
+pub use shelfguard::floor::v1 as floor;
+pub use shelfguard::inventory::v1 as inventory;
+pub use shelfguard::state::v1 as state;
+pub use shelfguard::stockout::v1 as stockout;
 pub use shelfguard::store::v1 as store;
 pub use shelfguard::warehouse::v1 as warehouse;
-pub use shelfguard::inventory::v1 as inventory;
-pub use shelfguard::stockout::v1 as stockout;
-pub use shelfguard::floor::v1 as floor;
-pub use shelfguard::state::v1 as state;
 
 pub use prost::Message;

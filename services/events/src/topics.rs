@@ -44,28 +44,196 @@ pub const INVENTORY_DLQ: &str = "inventory.dead-letter.v1";
 pub const DETECTOR_DLQ: &str = "stockout-detector.dead-letter.v1";
 pub const OFFERS_DLQ: &str = "offer-generator.dead-letter.v1";
 
-const DLQ_VALUE: &str = "the original bytes, unchanged; headers `dlq.reason`, `dlq.source.topic`, `dlq.source.partition`, `dlq.source.offset`, `dlq.service`";
+const DLQ_VALUE: &str = "original record bytes, unchanged (reason and source in `dlq.*` headers)";
 const STATE_VALUE: &str = "shelfguard.state.v1.Entry";
 
 /// Every topic, inputs first, then outputs, internal state and dead letters.
 pub const ALL: &[TopicSpec] = &[
-    TopicSpec { name: CATALOG_PRODUCTS, key: "SKU", value: "shelfguard.catalog.v1.Product", producer: "store systems (product master)", consumers: "inventory, offer-generator", cleanup: Cleanup::Compact, store_partitioned: false },
-    TopicSpec { name: STORE_SALES, key: "store id", value: "shelfguard.store.v1.Sale", producer: "store systems (POS)", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
-    TopicSpec { name: STORE_STOCK_MOVEMENTS, key: "store id", value: "shelfguard.store.v1.StockMovement", producer: "store systems (receiving, counts)", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
-    TopicSpec { name: WAREHOUSE_REORDER_OUTCOMES, key: "store id", value: "shelfguard.warehouse.v1.ReorderOutcome", producer: "warehouse", consumers: "inventory", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
-    TopicSpec { name: WAREHOUSE_REORDER_REQUESTS, key: "store id", value: "shelfguard.warehouse.v1.ReorderRequest", producer: "inventory", consumers: "warehouse", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
-    TopicSpec { name: INVENTORY_STOCK_LEVELS, key: "store id", value: "shelfguard.inventory.v1.StockLevel", producer: "inventory", consumers: "stockout-detector, offer-generator, store systems", cleanup: Cleanup::Delete { retention_days: 7 }, store_partitioned: true },
-    TopicSpec { name: STOCKOUTS, key: "store id", value: "shelfguard.stockout.v1.StockoutEvent", producer: "stockout-detector", consumers: "offer-generator, store systems, dashboards", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: true },
-    TopicSpec { name: FLOOR_OFFERS, key: "store id", value: "shelfguard.floor.v1.OfferEvent", producer: "offer-generator", consumers: "floor staff channel, store systems", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: true },
-    TopicSpec { name: INVENTORY_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "inventory", consumers: "inventory (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
-    TopicSpec { name: DETECTOR_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "stockout-detector", consumers: "stockout-detector (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
-    TopicSpec { name: OFFERS_STATE, key: "store id/SKU", value: STATE_VALUE, producer: "offer-generator", consumers: "offer-generator (restore)", cleanup: Cleanup::Compact, store_partitioned: true },
-    TopicSpec { name: INVENTORY_DLQ, key: "source key", value: DLQ_VALUE, producer: "inventory", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
-    TopicSpec { name: DETECTOR_DLQ, key: "source key", value: DLQ_VALUE, producer: "stockout-detector", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
-    TopicSpec { name: OFFERS_DLQ, key: "source key", value: DLQ_VALUE, producer: "offer-generator", consumers: "operators", cleanup: Cleanup::Delete { retention_days: 30 }, store_partitioned: false },
+    TopicSpec {
+        name: CATALOG_PRODUCTS,
+        key: "SKU",
+        value: "shelfguard.catalog.v1.Product",
+        producer: "store systems (product master)",
+        consumers: "inventory, offer-generator",
+        cleanup: Cleanup::Compact,
+        store_partitioned: false,
+    },
+    TopicSpec {
+        name: STORE_SALES,
+        key: "store id",
+        value: "shelfguard.store.v1.Sale",
+        producer: "store systems (POS)",
+        consumers: "inventory",
+        cleanup: Cleanup::Delete { retention_days: 7 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: STORE_STOCK_MOVEMENTS,
+        key: "store id",
+        value: "shelfguard.store.v1.StockMovement",
+        producer: "store systems (receiving, counts)",
+        consumers: "inventory",
+        cleanup: Cleanup::Delete { retention_days: 7 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: WAREHOUSE_REORDER_OUTCOMES,
+        key: "store id",
+        value: "shelfguard.warehouse.v1.ReorderOutcome",
+        producer: "warehouse",
+        consumers: "inventory",
+        cleanup: Cleanup::Delete { retention_days: 7 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: WAREHOUSE_REORDER_REQUESTS,
+        key: "store id",
+        value: "shelfguard.warehouse.v1.ReorderRequest",
+        producer: "inventory",
+        consumers: "warehouse",
+        cleanup: Cleanup::Delete { retention_days: 7 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: INVENTORY_STOCK_LEVELS,
+        key: "store id",
+        value: "shelfguard.inventory.v1.StockLevel",
+        producer: "inventory",
+        consumers: "stockout-detector, offer-generator, store systems",
+        cleanup: Cleanup::Delete { retention_days: 7 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: STOCKOUTS,
+        key: "store id",
+        value: "shelfguard.stockout.v1.StockoutEvent",
+        producer: "stockout-detector",
+        consumers: "offer-generator, store systems, dashboards",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: FLOOR_OFFERS,
+        key: "store id",
+        value: "shelfguard.floor.v1.OfferEvent",
+        producer: "offer-generator",
+        consumers: "floor staff channel, store systems",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: INVENTORY_STATE,
+        key: "store id/SKU",
+        value: STATE_VALUE,
+        producer: "inventory",
+        consumers: "inventory (restore)",
+        cleanup: Cleanup::Compact,
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: DETECTOR_STATE,
+        key: "store id/SKU",
+        value: STATE_VALUE,
+        producer: "stockout-detector",
+        consumers: "stockout-detector (restore)",
+        cleanup: Cleanup::Compact,
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: OFFERS_STATE,
+        key: "store id/SKU",
+        value: STATE_VALUE,
+        producer: "offer-generator",
+        consumers: "offer-generator (restore)",
+        cleanup: Cleanup::Compact,
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: INVENTORY_DLQ,
+        key: "source key",
+        value: DLQ_VALUE,
+        producer: "inventory",
+        consumers: "operators",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: false,
+    },
+    TopicSpec {
+        name: DETECTOR_DLQ,
+        key: "source key",
+        value: DLQ_VALUE,
+        producer: "stockout-detector",
+        consumers: "operators",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: false,
+    },
+    TopicSpec {
+        name: OFFERS_DLQ,
+        key: "source key",
+        value: DLQ_VALUE,
+        producer: "offer-generator",
+        consumers: "operators",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: false,
+    },
 ];
 
 /// Looks a topic up by base name.
 pub fn spec(name: &str) -> Option<&'static TopicSpec> {
     ALL.iter().find(|t| t.name == name)
+}
+
+/// The catalogue as the Markdown table of `docs/topics.md` (a test keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut s = String::from(
+        "| topic | key | value | producer | consumers | partitions | cleanup |\n|---|---|---|---|---|---|---|\n",
+    );
+    for t in ALL {
+        let cleanup = match t.cleanup {
+            Cleanup::Compact => "compacted".to_owned(),
+            Cleanup::Delete { retention_days } => format!("delete after {retention_days} d"),
+        };
+        let parts = if t.store_partitioned {
+            "N (by store id)"
+        } else if t.cleanup == Cleanup::Compact {
+            "any"
+        } else {
+            "any (keyed by source key)"
+        };
+        let value = if t.value.starts_with("shelfguard.") {
+            format!("`{}`", t.value)
+        } else {
+            t.value.to_owned()
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            t.name, t.key, value, t.producer, t.consumers, parts, cleanup
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_topics_md_lists_the_catalogue_exactly() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/topics.md"))
+                .expect("docs/topics.md");
+        let table = markdown_table();
+        assert!(
+            doc.contains(&table),
+            "docs/topics.md is out of date; its table must be:\n{table}"
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_versioned() {
+        let mut names: Vec<_> = ALL.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ALL.iter().all(|t| t.name.ends_with(".v1")));
+    }
 }

@@ -10,7 +10,9 @@ pub fn id(field: &str, v: &str) -> Result<(), String> {
         return Err(format!("missing {field}"));
     }
     if v.len() > 64 || v.contains('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("invalid {field} {v:?}: at most 64 printable characters, no spaces or '/'"));
+        return Err(format!(
+            "invalid {field} {v:?}: at most 64 printable characters, no spaces or '/'"
+        ));
     }
     Ok(())
 }
@@ -65,7 +67,10 @@ pub fn sale(bytes: &[u8]) -> Result<store::Sale, String> {
     for (i, l) in s.lines.iter().enumerate() {
         id(&format!("lines[{i}].sku"), &l.sku)?;
         if l.quantity <= 0 {
-            return Err(format!("lines[{i}].quantity must be > 0, got {}", l.quantity));
+            return Err(format!(
+                "lines[{i}].quantity must be > 0, got {}",
+                l.quantity
+            ));
         }
     }
     Ok(s)
@@ -77,9 +82,15 @@ pub fn movement(bytes: &[u8]) -> Result<store::StockMovement, String> {
     id("store_id", &m.store_id)?;
     id("sku", &m.sku)?;
     match store::MovementKind::try_from(m.kind) {
-        Ok(store::MovementKind::Receipt) if m.quantity <= 0 => Err(format!("receipt quantity must be > 0, got {}", m.quantity)),
-        Ok(store::MovementKind::Count) if m.quantity < 0 => Err(format!("count must be >= 0, got {}", m.quantity)),
-        Ok(store::MovementKind::Unspecified) | Err(_) => Err(format!("unknown movement kind {}", m.kind)),
+        Ok(store::MovementKind::Receipt) if m.quantity <= 0 => {
+            Err(format!("receipt quantity must be > 0, got {}", m.quantity))
+        }
+        Ok(store::MovementKind::Count) if m.quantity < 0 => {
+            Err(format!("count must be >= 0, got {}", m.quantity))
+        }
+        Ok(store::MovementKind::Unspecified) | Err(_) => {
+            Err(format!("unknown movement kind {}", m.kind))
+        }
         Ok(_) => Ok(m),
     }
 }
@@ -93,7 +104,9 @@ pub fn outcome(bytes: &[u8]) -> Result<warehouse::ReorderOutcome, String> {
         return Err("missing reorder_id".into());
     }
     match warehouse::OutcomeStatus::try_from(o.status) {
-        Ok(warehouse::OutcomeStatus::Unspecified) | Err(_) => Err(format!("unknown outcome status {}", o.status)),
+        Ok(warehouse::OutcomeStatus::Unspecified) | Err(_) => {
+            Err(format!("unknown outcome status {}", o.status))
+        }
         Ok(_) => Ok(o),
     }
 }
@@ -142,13 +155,38 @@ mod tests {
 
     #[test]
     fn garbage_and_missing_fields_are_refused_with_reasons() {
-        assert!(sale(&[0xff, 0xff, 0xff]).unwrap_err().contains("undecodable"));
-        let s = store::Sale { event_id: "e".into(), occurred_at_ms: 1, store_id: "S1".into(), basket_id: "b".into(), lines: vec![] };
+        assert!(
+            sale(&[0xff, 0xff, 0xff])
+                .unwrap_err()
+                .contains("undecodable")
+        );
+        let s = store::Sale {
+            event_id: "e".into(),
+            occurred_at_ms: 1,
+            store_id: "S1".into(),
+            basket_id: "b".into(),
+            lines: vec![],
+        };
         assert_eq!(sale(&s.encode_to_vec()).unwrap_err(), "sale without lines");
-        let s = store::Sale { event_id: String::new(), ..s };
+        let s = store::Sale {
+            event_id: String::new(),
+            ..s
+        };
         assert_eq!(sale(&s.encode_to_vec()).unwrap_err(), "missing event_id");
-        let m = store::StockMovement { event_id: "e".into(), occurred_at_ms: 1, store_id: "S1".into(), sku: "A".into(), kind: 0, quantity: 1, note: String::new() };
-        assert!(movement(&m.encode_to_vec()).unwrap_err().contains("unknown movement kind"));
+        let m = store::StockMovement {
+            event_id: "e".into(),
+            occurred_at_ms: 1,
+            store_id: "S1".into(),
+            sku: "A".into(),
+            kind: 0,
+            quantity: 1,
+            note: String::new(),
+        };
+        assert!(
+            movement(&m.encode_to_vec())
+                .unwrap_err()
+                .contains("unknown movement kind")
+        );
     }
 
     #[test]

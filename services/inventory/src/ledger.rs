@@ -32,7 +32,11 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { default_reorder_point: 4, default_order_up_to: 24, reorder_retry_after_secs: 900 }
+        Self {
+            default_reorder_point: 4,
+            default_order_up_to: 24,
+            reorder_retry_after_secs: 900,
+        }
     }
 }
 
@@ -40,7 +44,10 @@ impl Default for Policy {
 #[derive(Debug)]
 pub enum Event {
     /// A basket, with the units per SKU summed over its lines.
-    Sale { sale: Sale, units: BTreeMap<String, i32> },
+    Sale {
+        sale: Sale,
+        units: BTreeMap<String, i32>,
+    },
     Movement(StockMovement),
     Outcome(ReorderOutcome),
 }
@@ -66,29 +73,47 @@ impl Ledger {
     }
 
     fn known(&self, sku: &str) -> Result<(), Rejected> {
-        if self.catalog.read().contains_key(sku) { Ok(()) } else { Err(Rejected(format!("unknown SKU {sku}"))) }
+        if self.catalog.read().contains_key(sku) {
+            Ok(())
+        } else {
+            Err(Rejected(format!("unknown SKU {sku}")))
+        }
     }
 
     fn levels(&self, sku: &str) -> (i32, i32) {
         let p = self.catalog.get(sku);
         let rp = p.as_ref().map_or(0, |p| p.reorder_point);
         let up = p.as_ref().map_or(0, |p| p.order_up_to);
-        let rp = if rp > 0 { rp } else { self.policy.default_reorder_point };
-        let up = if up > 0 { up } else { self.policy.default_order_up_to };
+        let rp = if rp > 0 {
+            rp
+        } else {
+            self.policy.default_reorder_point
+        };
+        let up = if up > 0 {
+            up
+        } else {
+            self.policy.default_order_up_to
+        };
         (rp, up.max(rp + 1))
     }
 
     /// A reorder is due when stock is at or below the reorder point, none is open, and the
     /// latest failure (if any) is older than the retry back-off.
-    fn maybe_reorder(&self, store: &str, sku: &str, item: &mut InventoryItem, now: i64) -> Option<ReorderRequest> {
+    fn maybe_reorder(
+        &self,
+        store: &str,
+        sku: &str,
+        item: &mut InventoryItem,
+        now: i64,
+    ) -> Option<ReorderRequest> {
         let (reorder_point, order_up_to) = self.levels(sku);
         if item.on_hand > reorder_point || !item.open_reorder_id.is_empty() {
             return None;
         }
-        if let Some(last_failure) = item.failures_ms.last() {
-            if now - last_failure < self.policy.reorder_retry_after_secs * 1000 {
-                return None;
-            }
+        if let Some(last_failure) = item.failures_ms.last()
+            && now - last_failure < self.policy.reorder_retry_after_secs * 1000
+        {
+            return None;
         }
         item.reorder_seq += 1;
         let reorder_id = format!("{store}/{sku}/R{}", item.reorder_seq);
@@ -134,8 +159,15 @@ fn move_stock(item: &mut InventoryItem, m: &StockMovement) {
 /// already decided) is refused: counting it would invent or double a failure.
 fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Rejected> {
     if item.open_reorder_id != o.reorder_id {
-        let open = if item.open_reorder_id.is_empty() { "none" } else { item.open_reorder_id.as_str() };
-        return Err(Rejected(format!("outcome for reorder {} which is not open (open: {open})", o.reorder_id)));
+        let open = if item.open_reorder_id.is_empty() {
+            "none"
+        } else {
+            item.open_reorder_id.as_str()
+        };
+        return Err(Rejected(format!(
+            "outcome for reorder {} which is not open (open: {open})",
+            o.reorder_id
+        )));
     }
     item.open_reorder_id.clear();
     item.open_reorder_at_ms = 0;
@@ -160,7 +192,11 @@ impl Processor for Ledger {
         SERVICE
     }
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::STORE_SALES, topics::STORE_STOCK_MOVEMENTS, topics::WAREHOUSE_REORDER_OUTCOMES]
+        vec![
+            topics::STORE_SALES,
+            topics::STORE_STOCK_MOVEMENTS,
+            topics::WAREHOUSE_REORDER_OUTCOMES,
+        ]
     }
     fn changelog(&self) -> &'static str {
         topics::INVENTORY_STATE
@@ -204,13 +240,22 @@ impl Processor for Ledger {
 
     fn keys(&self, event: &Event) -> Vec<String> {
         match event {
-            Event::Sale { sale, units } => units.keys().map(|sku| validate::key(&sale.store_id, sku)).collect(),
+            Event::Sale { sale, units } => units
+                .keys()
+                .map(|sku| validate::key(&sale.store_id, sku))
+                .collect(),
             Event::Movement(m) => vec![validate::key(&m.store_id, &m.sku)],
             Event::Outcome(o) => vec![validate::key(&o.store_id, &o.sku)],
         }
     }
 
-    fn apply(&mut self, key: &str, item: &mut InventoryItem, event: &Event, _others: &dyn View<InventoryItem>) -> Result<Vec<Output>, Rejected> {
+    fn apply(
+        &mut self,
+        key: &str,
+        item: &mut InventoryItem,
+        event: &Event,
+        _others: &dyn View<InventoryItem>,
+    ) -> Result<Vec<Output>, Rejected> {
         let (store, sku) = split_key(key);
         let now = event.occurred_at_ms();
         match event {

@@ -13,7 +13,11 @@ use tracing::error;
 
 /// Settings of the inventory service. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "inventory", version, about = "Stock ledger per (store, SKU) and warehouse reorders.")]
+#[command(
+    name = "inventory",
+    version,
+    about = "Stock ledger per (store, SKU) and warehouse reorders."
+)]
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaArgs,

@@ -24,41 +24,49 @@ impl EmbeddedBroker {
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))?;
         let storage = Url::parse(storage).with_context(|| format!("broker storage {storage:?}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("tansu".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Err(anyhow::anyhow!("broker runtime: {e}")));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-                    .node_id(NODE_ID)
-                    .cluster_id("shelfguard")
-                    .incarnation_id(uuid::Uuid::now_v7())
-                    .advertised_listener(listener.clone())
-                    .storage(storage)
-                    .listener(listener)
-                    .silent(true)
+        std::thread::Builder::new()
+            .name("tansu".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
                     .build()
-                    .await;
-                match broker {
-                    Ok(mut b) => {
-                        let _ = tx.send(Ok(()));
-                        // `serve`, not `main`: no signal handlers of its own, so on Ctrl-C the
-                        // services finish and commit before the process (and the broker) ends.
-                        if let Err(e) = b.serve(tokio::time::Instant::now()).await {
-                            tracing::error!(error = ?e, "embedded broker stopped");
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(anyhow::anyhow!("broker runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let broker =
+                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                            .node_id(NODE_ID)
+                            .cluster_id("shelfguard")
+                            .incarnation_id(uuid::Uuid::now_v7())
+                            .advertised_listener(listener.clone())
+                            .storage(storage)
+                            .listener(listener)
+                            .silent(true)
+                            .build()
+                            .await;
+                    match broker {
+                        Ok(mut b) => {
+                            let _ = tx.send(Ok(()));
+                            // `serve`, not `main`: no signal handlers of its own, so on Ctrl-C the
+                            // services finish and commit before the process (and the broker) ends.
+                            if let Err(e) = b.serve(tokio::time::Instant::now()).await {
+                                tracing::error!(error = ?e, "embedded broker stopped");
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(anyhow::anyhow!("broker: {e:?}")));
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(anyhow::anyhow!("broker: {e:?}")));
-                    }
-                }
-            });
-        })?;
-        rx.recv_timeout(Duration::from_secs(60)).context("broker did not start in 60 s")??;
+                });
+            })?;
+        rx.recv_timeout(Duration::from_secs(60))
+            .context("broker did not start in 60 s")??;
         // The listener binds inside `main`; wait until it accepts connections.
         let addr = format!("127.0.0.1:{port}");
         for _ in 0..600 {

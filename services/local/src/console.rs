@@ -18,11 +18,20 @@ pub fn render(e: &OfferEvent) -> String {
             let sub = o.substitute.unwrap_or_default();
             let gesture = match Gesture::try_from(o.gesture) {
                 Ok(Gesture::Free) => "FREE".to_owned(),
-                _ => format!("at original price (gift {:.2})", o.gesture_value_cents as f64 / 100.0),
+                _ => format!(
+                    "at original price (gift {:.2})",
+                    o.gesture_value_cents as f64 / 100.0
+                ),
             };
-            format!("OFFER  {} | {} | give {} [{}] {} | {}", e.store_id, o.reason, sub.sku, sub.location, gesture, o.redemption_code)
+            format!(
+                "OFFER  {} | {} | give {} [{}] {} | {}",
+                e.store_id, o.reason, sub.sku, sub.location, gesture, o.redemption_code
+            )
         }
-        Some(Change::Withdrawn(w)) => format!("WITHDRAWN {} | offer {} | {}", e.store_id, e.offer_id, w.reason),
+        Some(Change::Withdrawn(w)) => format!(
+            "WITHDRAWN {} | offer {} | {}",
+            e.store_id, e.offer_id, w.reason
+        ),
         None => format!("? {}", e.event_id),
     }
 }
@@ -30,7 +39,10 @@ pub fn render(e: &OfferEvent) -> String {
 /// Follows the offers topic from the beginning and prints each event once (by event id).
 pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()> {
     let consumer: StreamConsumer = kafka
-        .group_consumer("shelfguard-local-console", &format!("shelfguard-local-console-{}", uuid::Uuid::new_v4()))
+        .group_consumer(
+            "shelfguard-local-console",
+            &format!("shelfguard-local-console-{}", uuid::Uuid::new_v4()),
+        )
         .create()?;
     consumer.subscribe(&[&kafka.topic(topics::FLOOR_OFFERS)])?;
     let mut seen = std::collections::HashSet::new();
@@ -42,7 +54,11 @@ pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()
         };
         match m {
             Ok(m) => match OfferEvent::decode(m.payload().unwrap_or_default()) {
-                Ok(e) if seen.insert(e.event_id.clone()) => println!("[+{:>5.1}s] {}", started.elapsed().as_secs_f64(), render(&e)),
+                Ok(e) if seen.insert(e.event_id.clone()) => println!(
+                    "[+{:>5.1}s] {}",
+                    started.elapsed().as_secs_f64(),
+                    render(&e)
+                ),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "undecodable offer event"),
             },

@@ -7,7 +7,11 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
-#[command(name = "shelfguard-local", version, about = "Runs the whole system locally: broker, services, store simulator.")]
+#[command(
+    name = "shelfguard-local",
+    version,
+    about = "Runs the whole system locally: broker, services, store simulator."
+)]
 struct Cli {
     /// An existing Kafka cluster; when unset, an embedded broker is started.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
@@ -41,7 +45,10 @@ async fn main() -> Result<()> {
     let shutdown = shutdown::on_signals();
     let _broker = match &cli.kafka_bootstrap_servers {
         Some(servers) => {
-            info!(servers, "using the Kafka cluster from KAFKA_BOOTSTRAP_SERVERS; no broker started");
+            info!(
+                servers,
+                "using the Kafka cluster from KAFKA_BOOTSTRAP_SERVERS; no broker started"
+            );
             cli.kafka.bootstrap_servers = servers.clone();
             None
         }
@@ -49,9 +56,16 @@ async fn main() -> Result<()> {
             let b = if cli.broker_port == 0 {
                 shelfguard_local::broker::EmbeddedBroker::start(&cli.broker_storage)?
             } else {
-                shelfguard_local::broker::EmbeddedBroker::start_on(&cli.broker_storage, cli.broker_port)?
+                shelfguard_local::broker::EmbeddedBroker::start_on(
+                    &cli.broker_storage,
+                    cli.broker_port,
+                )?
             };
-            info!(bootstrap = b.bootstrap, storage = cli.broker_storage, "embedded broker (tansu) up");
+            info!(
+                bootstrap = b.bootstrap,
+                storage = cli.broker_storage,
+                "embedded broker (tansu) up"
+            );
             cli.kafka.bootstrap_servers = b.bootstrap.clone();
             Some(b)
         }
@@ -65,22 +79,47 @@ async fn main() -> Result<()> {
     // The catalogue comes first, as in a store: services load it when they start.
     let (published, catalogue) = tokio::sync::oneshot::channel();
     let (kk, s) = (k.clone(), shutdown.clone());
-    tasks.spawn(named("simulator", async move { shelfguard_simulator::run_with(&kk, cli.sim, s, Some(published)).await }));
+    tasks.spawn(named("simulator", async move {
+        shelfguard_simulator::run_with(&kk, cli.sim, s, Some(published)).await
+    }));
     if catalogue.await.is_err() {
         shutdown.cancel();
     }
     let inventory = shelfguard_inventory::Config {
         kafka: k.clone(),
-        policy: shelfguard_inventory::ledger::Policy { reorder_retry_after_secs: cli.reorder_retry_after_secs, ..Default::default() },
+        policy: shelfguard_inventory::ledger::Policy {
+            reorder_retry_after_secs: cli.reorder_retry_after_secs,
+            ..Default::default()
+        },
     };
-    tasks.spawn(named("inventory", shelfguard_inventory::run(inventory, shutdown.clone())));
-    let detector = shelfguard_stockout_detector::Config { kafka: k.clone(), policy: Default::default() };
-    tasks.spawn(named("stockout-detector", shelfguard_stockout_detector::run(detector, shutdown.clone())));
-    let offers = shelfguard_offer_generator::Config { kafka: k.clone(), policy: Default::default() };
-    tasks.spawn(named("offer-generator", shelfguard_offer_generator::run(offers, shutdown.clone())));
+    tasks.spawn(named(
+        "inventory",
+        shelfguard_inventory::run(inventory, shutdown.clone()),
+    ));
+    let detector = shelfguard_stockout_detector::Config {
+        kafka: k.clone(),
+        policy: Default::default(),
+    };
+    tasks.spawn(named(
+        "stockout-detector",
+        shelfguard_stockout_detector::run(detector, shutdown.clone()),
+    ));
+    let offers = shelfguard_offer_generator::Config {
+        kafka: k.clone(),
+        policy: Default::default(),
+    };
+    tasks.spawn(named(
+        "offer-generator",
+        shelfguard_offer_generator::run(offers, shutdown.clone()),
+    ));
     let (kk, s) = (k.clone(), shutdown.clone());
-    tasks.spawn(named("console", async move { shelfguard_local::console::follow(&kk, s).await }));
-    println!("shelfguard is running on {}: offers for the floor staff appear below (Ctrl-C stops).", k.bootstrap_servers);
+    tasks.spawn(named("console", async move {
+        shelfguard_local::console::follow(&kk, s).await
+    }));
+    println!(
+        "shelfguard is running on {}: offers for the floor staff appear below (Ctrl-C stops).",
+        k.bootstrap_servers
+    );
 
     let mut failed = false;
     while let Some(r) = tasks.join_next().await {
@@ -90,7 +129,11 @@ async fn main() -> Result<()> {
             shutdown.cancel();
         }
     }
-    if failed { anyhow::bail!("stopped after a failure (see the log above)") } else { Ok(()) }
+    if failed {
+        anyhow::bail!("stopped after a failure (see the log above)")
+    } else {
+        Ok(())
+    }
 }
 
 async fn named(name: &'static str, f: impl std::future::Future<Output = Result<()>>) -> Result<()> {

@@ -16,7 +16,11 @@ use tracing::error;
 
 /// Settings of the offer generator. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "offer-generator", version, about = "Offers for the floor staff when a stockout opens.")]
+#[command(
+    name = "offer-generator",
+    version,
+    about = "Offers for the floor staff when a stockout opens."
+)]
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -43,6 +47,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
-    engine::run(&config.kafka, lifecycle::Offers::new(config.policy, catalog), health, shutdown).await?;
+    engine::run(
+        &config.kafka,
+        lifecycle::Offers::new(config.policy, catalog),
+        health,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

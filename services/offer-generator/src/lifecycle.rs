@@ -1,7 +1,9 @@
 //! One offer per stockout episode: issue it when the episode opens, withdraw it when it closes.
 use clap::Args;
 use shelfguard_events::catalog::Product;
-use shelfguard_events::floor::{Gesture, Issued, Offer, OfferEvent, ProductRef, Withdrawn, offer_event};
+use shelfguard_events::floor::{
+    Gesture, Issued, Offer, OfferEvent, ProductRef, Withdrawn, offer_event,
+};
 use shelfguard_events::state::OfferItem;
 use shelfguard_events::stockout::{StockoutEvent, stockout_event::Change};
 use shelfguard_events::topics;
@@ -34,7 +36,12 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { min_substitute_units: 2, free_after_failures: 3, max_gesture_cents: 2000, offer_ttl_minutes: 240 }
+        Self {
+            min_substitute_units: 2,
+            free_after_failures: 3,
+            max_gesture_cents: 2000,
+            offer_ttl_minutes: 240,
+        }
     }
 }
 
@@ -57,11 +64,19 @@ impl Offers {
 }
 
 fn size_text(p: &Product) -> String {
-    p.size.as_ref().map_or_else(String::new, |s| format!("{} {}", s.value, s.unit))
+    p.size
+        .as_ref()
+        .map_or_else(String::new, |s| format!("{} {}", s.value, s.unit))
 }
 
 fn product_ref(p: &Product) -> ProductRef {
-    ProductRef { sku: p.sku.clone(), name: p.name.clone(), size: size_text(p), price_cents: p.price_cents, location: p.location.clone() }
+    ProductRef {
+        sku: p.sku.clone(),
+        name: p.name.clone(),
+        size: size_text(p),
+        price_cents: p.price_cents,
+        location: p.location.clone(),
+    }
 }
 
 /// A short code for the till, derived from the episode so a replay yields the same code.
@@ -71,7 +86,9 @@ pub fn redemption_code(stockout_id: &str) -> String {
     for b in stockout_id.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
-    (0..4).map(|i| ALPHABET[((h >> (i * 5)) & 31) as usize] as char).collect()
+    (0..4)
+        .map(|i| ALPHABET[((h >> (i * 5)) & 31) as usize] as char)
+        .collect()
 }
 
 /// Builds the offer for an opened episode, or says why there is none.
@@ -81,15 +98,37 @@ pub fn compose(
     stockout: &StockoutEvent,
     on_hand: impl Fn(&str) -> i32,
 ) -> Result<Offer, String> {
-    let Some(Change::Opened(opened)) = &stockout.change else { return Err("not an opened stockout".into()) };
+    let Some(Change::Opened(opened)) = &stockout.change else {
+        return Err("not an opened stockout".into());
+    };
     let evidence = opened.evidence.clone().unwrap_or_default();
-    let original = catalog.get(&stockout.sku).ok_or_else(|| format!("unknown SKU {}", stockout.sku))?;
-    let sub = substitute::best(original, catalog.values(), |sku| on_hand(sku) >= policy.min_substitute_units)
-        .ok_or_else(|| format!("no substitute for {} in stock with at least {} units", original.sku, policy.min_substitute_units))?;
-    let gp = GesturePolicy { free_after_failures: policy.free_after_failures, max_gesture_cents: policy.max_gesture_cents };
-    let (gesture, value) = gesture::choose(gp, evidence.failed_reorders_7d, original.price_cents, sub.price_cents)?;
+    let original = catalog
+        .get(&stockout.sku)
+        .ok_or_else(|| format!("unknown SKU {}", stockout.sku))?;
+    let sub = substitute::best(original, catalog.values(), |sku| {
+        on_hand(sku) >= policy.min_substitute_units
+    })
+    .ok_or_else(|| {
+        format!(
+            "no substitute for {} in stock with at least {} units",
+            original.sku, policy.min_substitute_units
+        )
+    })?;
+    let gp = GesturePolicy {
+        free_after_failures: policy.free_after_failures,
+        max_gesture_cents: policy.max_gesture_cents,
+    };
+    let (gesture, value) = gesture::choose(
+        gp,
+        evidence.failed_reorders_7d,
+        original.price_cents,
+        sub.price_cents,
+    )?;
     let code = redemption_code(&stockout.stockout_id);
-    let why = match (evidence.failed_reorders_7d, evidence.last_failure_reason.as_str()) {
+    let why = match (
+        evidence.failed_reorders_7d,
+        evidence.last_failure_reason.as_str(),
+    ) {
         (n, "") => format!("warehouse failed {n}x"),
         (n, r) => format!("warehouse failed {n}x: {r}"),
     };
@@ -109,7 +148,11 @@ pub fn compose(
         if complements.len() == 3 {
             break;
         }
-        if sku == &original.sku || sku == &sub.sku || complements.iter().any(|c| &c.sku == sku) || on_hand(sku) <= 0 {
+        if sku == &original.sku
+            || sku == &sub.sku
+            || complements.iter().any(|c| &c.sku == sku)
+            || on_hand(sku) <= 0
+        {
             continue;
         }
         if let Some(p) = catalog.get(sku) {
@@ -155,7 +198,9 @@ impl Processor for Offers {
                 Ok(Event::Stockout(s))
             }
             topics::INVENTORY_STOCK_LEVELS => Ok(Event::Level(validate::stock_level(payload)?)),
-            other => Err(Rejected(format!("not an input of offer-generator: {other}"))),
+            other => Err(Rejected(format!(
+                "not an input of offer-generator: {other}"
+            ))),
         }
     }
 
@@ -173,7 +218,13 @@ impl Processor for Offers {
         }
     }
 
-    fn apply(&mut self, key: &str, item: &mut OfferItem, event: &Event, others: &dyn View<OfferItem>) -> Result<Vec<Output>, Rejected> {
+    fn apply(
+        &mut self,
+        key: &str,
+        item: &mut OfferItem,
+        event: &Event,
+        others: &dyn View<OfferItem>,
+    ) -> Result<Vec<Output>, Rejected> {
         let (store, _) = split_key(key);
         Ok(match event {
             Event::Level(l) => {
@@ -183,7 +234,11 @@ impl Processor for Offers {
             Event::Stockout(s) => match &s.change {
                 Some(Change::Opened(_)) if item.stockout_id != s.stockout_id => {
                     item.stockout_id = s.stockout_id.clone();
-                    let on_hand = |sku: &str| others.get(&validate::key(store, sku)).map_or(0, |o| o.on_hand);
+                    let on_hand = |sku: &str| {
+                        others
+                            .get(&validate::key(store, sku))
+                            .map_or(0, |o| o.on_hand)
+                    };
                     match compose(&self.policy, &self.catalog.read(), s, on_hand) {
                         Ok(offer) => {
                             let offer_id = format!("{}/offer", s.stockout_id);
@@ -197,7 +252,9 @@ impl Processor for Offers {
                                 store_id: store.to_owned(),
                                 offer_id,
                                 stockout_id: s.stockout_id.clone(),
-                                change: Some(offer_event::Change::Issued(Issued { offer: Some(offer) })),
+                                change: Some(offer_event::Change::Issued(Issued {
+                                    offer: Some(offer),
+                                })),
                             };
                             vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
                         }
@@ -210,7 +267,9 @@ impl Processor for Offers {
                         }
                     }
                 }
-                Some(Change::Closed(c)) if item.stockout_id == s.stockout_id && item.offer.is_some() => {
+                Some(Change::Closed(c))
+                    if item.stockout_id == s.stockout_id && item.offer.is_some() =>
+                {
                     item.offer = None;
                     let e = OfferEvent {
                         event_id: format!("{}:withdrawn", item.offer_id),
@@ -218,7 +277,9 @@ impl Processor for Offers {
                         store_id: store.to_owned(),
                         offer_id: item.offer_id.clone(),
                         stockout_id: s.stockout_id.clone(),
-                        change: Some(offer_event::Change::Withdrawn(Withdrawn { reason: format!("stockout over: {}", c.reason) })),
+                        change: Some(offer_event::Change::Withdrawn(Withdrawn {
+                            reason: format!("stockout over: {}", c.reason),
+                        })),
                     };
                     vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
                 }

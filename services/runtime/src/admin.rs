@@ -11,27 +11,46 @@ use crate::config::KafkaArgs;
 
 /// Creates every catalogue topic that does not exist yet.
 pub async fn ensure_topics(args: &KafkaArgs, partitions: i32, replication: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = args.client("shelfguard-admin").create().context("creating admin client")?;
+    let admin: AdminClient<DefaultClientContext> = args
+        .client("shelfguard-admin")
+        .create()
+        .context("creating admin client")?;
     let names: Vec<String> = ALL.iter().map(|t| args.topic(t.name)).collect();
     let retentions: Vec<Option<String>> = ALL
         .iter()
         .map(|t| match t.cleanup {
             Cleanup::Compact => None,
-            Cleanup::Delete { retention_days } => Some((u64::from(retention_days) * 86_400_000).to_string()),
+            Cleanup::Delete { retention_days } => {
+                Some((u64::from(retention_days) * 86_400_000).to_string())
+            }
         })
         .collect();
     let mut topics = Vec::new();
     for ((spec, name), retention) in ALL.iter().zip(&names).zip(&retentions) {
-        let policy = if retention.is_some() { "delete" } else { "compact" };
-        let parts = if spec.store_partitioned || spec.name == shelfguard_events::topics::CATALOG_PRODUCTS { partitions } else { 1 };
-        let mut t = NewTopic::new(name, parts, TopicReplication::Fixed(replication)).set("cleanup.policy", policy);
+        let policy = if retention.is_some() {
+            "delete"
+        } else {
+            "compact"
+        };
+        let parts =
+            if spec.store_partitioned || spec.name == shelfguard_events::topics::CATALOG_PRODUCTS {
+                partitions
+            } else {
+                1
+            };
+        let mut t = NewTopic::new(name, parts, TopicReplication::Fixed(replication))
+            .set("cleanup.policy", policy);
         if let Some(r) = retention {
             t = t.set("retention.ms", r);
         }
         topics.push(t);
     }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in admin.create_topics(topics.iter(), &opts).await.context("creating topics")? {
+    for result in admin
+        .create_topics(topics.iter(), &opts)
+        .await
+        .context("creating topics")?
+    {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => bail!("creating topic {topic}: {code}"),

@@ -6,7 +6,11 @@ use rdkafka::ClientConfig;
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
     pub bootstrap_servers: String,
 
     /// Extra librdkafka settings, comma separated `key=value` pairs, passed unchanged
@@ -35,6 +39,12 @@ pub struct KafkaArgs {
     #[arg(long, env = "PRODUCER_LINGER_MS", default_value_t = 2)]
     pub linger_ms: u32,
 
+    /// Longest a fetch waits at the broker for new records, in milliseconds. Each hop of the
+    /// pipeline can add up to this much latency on brokers that answer a fetch only at its
+    /// deadline (tansu 0.6 does); Kafka answers as soon as records arrive.
+    #[arg(long, env = "FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    pub fetch_wait_max_ms: u32,
+
     /// Address of the health endpoints (`/healthz`, `/readyz`); empty disables them.
     #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: String,
@@ -46,14 +56,18 @@ pub struct KafkaOptions(pub Vec<(String, String)>);
 
 impl std::fmt::Debug for KafkaOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|(k, _)| format!("{k}=***"))).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=***")))
+            .finish()
     }
 }
 
 fn parse_options(s: &str) -> Result<KafkaOptions, String> {
     let mut out = Vec::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not key=value"))?;
         out.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     Ok(KafkaOptions(out))
@@ -70,6 +84,7 @@ impl KafkaArgs {
             group_instance_id: None,
             max_batch: 500,
             linger_ms: 2,
+            fetch_wait_max_ms: 10,
             health_addr: String::new(),
         }
     }
@@ -81,7 +96,8 @@ impl KafkaArgs {
 
     /// Base name of a full topic name.
     pub fn base<'a>(&self, full: &'a str) -> &'a str {
-        full.strip_prefix(self.topic_prefix.as_str()).unwrap_or(full)
+        full.strip_prefix(self.topic_prefix.as_str())
+            .unwrap_or(full)
     }
 
     /// Common client settings (bootstrap, security, client id).
@@ -115,7 +131,7 @@ impl KafkaArgs {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("enable.partition.eof", "false");
@@ -131,7 +147,7 @@ impl KafkaArgs {
         c.set("group.id", format!("{client_id}-reader"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("enable.partition.eof", "false");
         c
     }

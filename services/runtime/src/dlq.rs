@@ -8,13 +8,34 @@ pub const SOURCE_OFFSET: &str = "dlq.source.offset";
 pub const SERVICE: &str = "dlq.service";
 
 /// Headers for a dead letter of the record at `topic`/`partition`/`offset`.
-pub fn headers(service: &str, reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+pub fn headers(
+    service: &str,
+    reason: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> OwnedHeaders {
     let p = partition.to_string();
     let o = offset.to_string();
     OwnedHeaders::new()
-        .insert(Header { key: REASON, value: Some(reason) })
-        .insert(Header { key: SOURCE_TOPIC, value: Some(topic) })
-        .insert(Header { key: SOURCE_PARTITION, value: Some(&p) })
-        .insert(Header { key: SOURCE_OFFSET, value: Some(&o) })
-        .insert(Header { key: SERVICE, value: Some(service) })
+        .insert(Header {
+            key: REASON,
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: SOURCE_TOPIC,
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: SOURCE_PARTITION,
+            value: Some(&p),
+        })
+        .insert(Header {
+            key: SOURCE_OFFSET,
+            value: Some(&o),
+        })
+        .insert(Header {
+            key: SERVICE,
+            value: Some(service),
+        })
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::FutureExt as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Message as _, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -91,7 +93,11 @@ async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
         }
         producer.send(rec, Timeout::After(SEND_TIMEOUT))
     });
-    for (res, r) in futures::future::join_all(futures).await.into_iter().zip(&records) {
+    for (res, r) in futures::future::join_all(futures)
+        .await
+        .into_iter()
+        .zip(&records)
+    {
         res.map_err(|(e, _)| anyhow!("publishing to {} failed: {e}", r.topic))?;
     }
     Ok(())
@@ -153,7 +159,9 @@ pub async fn run<P: Processor>(
     let revoked = Arc::new(Mutex::new(Vec::new()));
     let consumer: StreamConsumer<Ctx> = args
         .group_consumer(name, &group)
-        .create_with_context(Ctx { revoked: revoked.clone() })
+        .create_with_context(Ctx {
+            revoked: revoked.clone(),
+        })
         .context("creating consumer")?;
     let inputs = processor.inputs();
     let topics: Vec<String> = inputs.iter().map(|t| args.topic(t)).collect();
@@ -201,12 +209,15 @@ pub async fn run<P: Processor>(
             let offset = msg.offset();
             stats.consumed += 1;
             positions.insert((msg.topic().to_owned(), p), offset);
-            if !parts.contains_key(&p) {
-                let restored = restore::<P::State>(args, name, &producer, &changelog, p).await?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = parts.entry(p) {
+                slot.insert(restore::<P::State>(args, name, &producer, &changelog, p).await?);
                 stats.restores += 1;
-                parts.insert(p, restored);
             }
-            let Some(base) = inputs.iter().copied().find(|t| *t == args.base(msg.topic())) else {
+            let Some(base) = inputs
+                .iter()
+                .copied()
+                .find(|t| *t == args.base(msg.topic()))
+            else {
                 bail!("record from unexpected topic {}", msg.topic());
             };
             let event = match msg.payload() {
@@ -223,7 +234,9 @@ pub async fn run<P: Processor>(
                 }
             };
             let event_id = processor.event_id(&event).to_owned();
-            let Some(ps) = parts.get_mut(&p) else { bail!("partition {p} state missing") };
+            let Some(ps) = parts.get_mut(&p) else {
+                bail!("partition {p} state missing")
+            };
             for key in processor.keys(&event) {
                 let mut slot = ps.slots.remove(&key).unwrap_or_default();
                 match slot.admit(base, offset, &event_id) {
@@ -259,7 +272,9 @@ pub async fn run<P: Processor>(
 
         stats.produced += out.len() as u64;
         let had_outputs = !out.is_empty();
-        send_all(&producer, out).await.context("publishing outputs")?;
+        send_all(&producer, out)
+            .await
+            .context("publishing outputs")?;
         if had_outputs {
             output_batches += 1;
             crash_if(crash_point, CrashPoint::AfterOutputs(output_batches));
@@ -280,7 +295,9 @@ pub async fn run<P: Processor>(
                 }
             }
         }
-        send_all(&producer, changes).await.context("publishing changelog")?;
+        send_all(&producer, changes)
+            .await
+            .context("publishing changelog")?;
         if had_outputs {
             crash_if(crash_point, CrashPoint::AfterChangelog(output_batches));
         }
@@ -291,11 +308,20 @@ pub async fn run<P: Processor>(
                 debug!(topic, partition = p, error = %e, "offset not stored");
             }
         }
-        debug!(service = name, records = batch.len(), micros = started.elapsed().as_micros() as u64, "batch done");
+        debug!(
+            service = name,
+            records = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "batch done"
+        );
         drop_revoked(&revoked, &mut parts);
     }
 
-    info!(service = name, ?stats, "shutting down: committing handled offsets");
+    info!(
+        service = name,
+        ?stats,
+        "shutting down: committing handled offsets"
+    );
     health.set_ready(false);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         debug!(error = %e, "final commit (nothing to commit?)");
@@ -310,7 +336,13 @@ fn dead_letter_of(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) 
         partition: None,
         key: msg.key().map(<[u8]>::to_vec),
         payload: msg.payload().map(<[u8]>::to_vec),
-        headers: Some(crate::dlq::headers(service, reason, msg.topic(), msg.partition(), msg.offset())),
+        headers: Some(crate::dlq::headers(
+            service,
+            reason,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+        )),
     }
 }
 
@@ -344,7 +376,10 @@ async fn restore<S: prost::Message + Default>(
     )
     .await
     .context("writing restore marker")?;
-    let reader: StreamConsumer = args.reader(&format!("{service}-restore")).create().context("creating restore reader")?;
+    let reader: StreamConsumer = args
+        .reader(&format!("{service}-restore"))
+        .create()
+        .context("creating restore reader")?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
     reader.assign(&tpl)?;
@@ -353,7 +388,9 @@ async fn restore<S: prost::Message + Default>(
     loop {
         let m = tokio::time::timeout(Duration::from_secs(120), reader.recv())
             .await
-            .with_context(|| format!("restoring {changelog}[{partition}]: marker not seen in 120 s"))?
+            .with_context(|| {
+                format!("restoring {changelog}[{partition}]: marker not seen in 120 s")
+            })?
             .context("reading changelog")?;
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
         if key == MARKER_KEY {
@@ -371,10 +408,20 @@ async fn restore<S: prost::Message + Default>(
                 Ok(slot) => {
                     state.slots.insert(key, slot);
                 }
-                Err(e) => warn!(changelog, partition, key, error = %e, "unreadable changelog record skipped"),
+                Err(e) => {
+                    warn!(changelog, partition, key, error = %e, "unreadable changelog record skipped")
+                }
             },
         }
     }
-    info!(service, changelog, partition, records, keys = state.slots.len(), millis = started.elapsed().as_millis() as u64, "state restored");
+    info!(
+        service,
+        changelog,
+        partition,
+        records,
+        keys = state.slots.len(),
+        millis = started.elapsed().as_millis() as u64,
+        "state restored"
+    );
     Ok(state)
 }

@@ -27,7 +27,9 @@ impl Health {
         if addr.is_empty() {
             return Ok(());
         }
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding health endpoint {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding health endpoint {addr}"))?;
         info!(addr, "health endpoints up");
         loop {
             let (mut sock, _) = tokio::select! {
@@ -46,7 +48,10 @@ impl Health {
                     "/readyz" => ("503 Service Unavailable", "not ready"),
                     _ => ("404 Not Found", "not found"),
                 };
-                let resp = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = sock.write_all(resp.as_bytes()).await;
             });
         }

@@ -21,7 +21,11 @@ pub struct Output {
 
 impl Output {
     pub fn new(topic: &'static str, key: impl Into<String>, msg: &impl prost::Message) -> Self {
-        Self { topic, key: key.into(), payload: msg.encode_to_vec() }
+        Self {
+            topic,
+            key: key.into(),
+            payload: msg.encode_to_vec(),
+        }
     }
 }
 

@@ -57,7 +57,14 @@ impl<S: Message + Default> Slot<S> {
     pub fn encode(&self) -> Vec<u8> {
         Entry {
             state: self.state.encode_to_vec(),
-            applied: self.applied.iter().map(|(t, o)| Applied { topic: t.clone(), offset: *o }).collect(),
+            applied: self
+                .applied
+                .iter()
+                .map(|(t, o)| Applied {
+                    topic: t.clone(),
+                    offset: *o,
+                })
+                .collect(),
             recent_event_ids: self.recent.clone(),
         }
         .encode_to_vec()

@@ -25,13 +25,17 @@ pub struct Table<V> {
 
 impl<V> Clone for Table<V> {
     fn clone(&self) -> Self {
-        Self { rows: self.rows.clone() }
+        Self {
+            rows: self.rows.clone(),
+        }
     }
 }
 
 impl<V> Default for Table<V> {
     fn default() -> Self {
-        Self { rows: Arc::default() }
+        Self {
+            rows: Arc::default(),
+        }
     }
 }
 
@@ -43,7 +47,16 @@ impl<V: Clone> Table<V> {
         self.read().get(key).cloned()
     }
     pub fn insert(&self, key: String, v: V) {
-        self.rows.write().unwrap_or_else(|p| p.into_inner()).insert(key, v);
+        self.rows
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, v);
+    }
+    pub fn remove(&self, key: &str) {
+        self.rows
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
     pub fn len(&self) -> usize {
         self.read().len()
@@ -65,14 +78,26 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
 ) -> Result<Table<V>> {
     let topic = args.topic(topic_base);
     let dlq = args.topic(dead_letter);
-    let consumer: StreamConsumer = args.reader(&format!("{service}-table")).create().context("creating table reader")?;
-    let producer: FutureProducer = args.producer(&format!("{service}-table")).create().context("creating producer")?;
+    let consumer: StreamConsumer = args
+        .reader(&format!("{service}-table"))
+        .create()
+        .context("creating table reader")?;
+    let producer: FutureProducer = args
+        .producer(&format!("{service}-table"))
+        .create()
+        .context("creating producer")?;
     let (tpl, mut ends) = {
         let c = &consumer;
         let t = topic.clone();
         tokio::task::block_in_place(|| -> Result<_> {
-            let md = c.fetch_metadata(Some(&t), Duration::from_secs(30)).with_context(|| format!("metadata of {t}"))?;
-            let parts: Vec<i32> = md.topics().iter().flat_map(|x| x.partitions().iter().map(|p| p.id())).collect();
+            let md = c
+                .fetch_metadata(Some(&t), Duration::from_secs(30))
+                .with_context(|| format!("metadata of {t}"))?;
+            let parts: Vec<i32> = md
+                .topics()
+                .iter()
+                .flat_map(|x| x.partitions().iter().map(|p| p.id()))
+                .collect();
             let mut tpl = TopicPartitionList::new();
             let mut ends = HashMap::new();
             for p in parts {
@@ -95,7 +120,10 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
         if let Some(reason) = apply(decode, &m, &table) {
             dead(service, &producer, &dlq, &m, &reason).await?;
         }
-        if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
             ends.remove(&m.partition());
         }
     }
@@ -110,10 +138,10 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
             match m {
                 Ok(m) => {
                     let m = m.detach();
-                    if let Some(reason) = apply(decode, &m, &t) {
-                        if let Err(e) = dead(service, &producer, &dlq, &m, &reason).await {
-                            warn!(error = %e, "dead letter not published");
-                        }
+                    if let Some(reason) = apply(decode, &m, &t)
+                        && let Err(e) = dead(service, &producer, &dlq, &m, &reason).await
+                    {
+                        warn!(error = %e, "dead letter not published");
                     }
                 }
                 Err(e) => warn!(topic, error = %e, "table reader error"),
@@ -123,20 +151,37 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
     Ok(table)
 }
 
-/// Applies one record; returns the reason when it is refused.
+/// Applies one record (a tombstone removes its key); returns the reason when it is refused.
 fn apply<V: Clone>(decode: Decoder<V>, m: &OwnedMessage, table: &Table<V>) -> Option<String> {
-    match m.payload().map(decode) {
-        Some(Ok((k, v))) => {
+    match (m.payload().map(decode), m.key()) {
+        (Some(Ok((k, v))), _) => {
             table.insert(k, v);
             None
         }
-        Some(Err(reason)) => Some(reason),
-        None => Some("empty record (no value)".into()),
+        (Some(Err(reason)), _) => Some(reason),
+        (None, Some(key)) => {
+            table.remove(&String::from_utf8_lossy(key));
+            None
+        }
+        (None, None) => Some("tombstone without a key".into()),
     }
 }
 
-async fn dead(service: &str, producer: &FutureProducer, dlq: &str, m: &OwnedMessage, reason: &str) -> Result<()> {
-    warn!(service, topic = m.topic(), partition = m.partition(), offset = m.offset(), reason, "dead letter");
+async fn dead(
+    service: &str,
+    producer: &FutureProducer,
+    dlq: &str,
+    m: &OwnedMessage,
+    reason: &str,
+) -> Result<()> {
+    warn!(
+        service,
+        topic = m.topic(),
+        partition = m.partition(),
+        offset = m.offset(),
+        reason,
+        "dead letter"
+    );
     let headers = crate::dlq::headers(service, reason, m.topic(), m.partition(), m.offset());
     let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
     if let Some(k) = m.key() {

@@ -12,7 +12,11 @@ use tracing::error;
 
 /// Settings of the stockout detector. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "stockout-detector", version, about = "Opens and closes stockout episodes per (store, SKU).")]
+#[command(
+    name = "stockout-detector",
+    version,
+    about = "Opens and closes stockout episodes per (store, SKU)."
+)]
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -30,6 +34,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             error!(error = %e, "health endpoint failed");
         }
     });
-    engine::run(&config.kafka, episodes::Detector::new(config.policy), health, shutdown).await?;
+    engine::run(
+        &config.kafka,
+        episodes::Detector::new(config.policy),
+        health,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

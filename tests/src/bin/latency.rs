@@ -15,41 +15,78 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(25);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(25);
     let env = Env::start("latency").await?;
     let skus: Vec<String> = (0..runs).map(|i| format!("L{i}-14")).collect();
     for (i, sku) in skus.iter().enumerate() {
         let family = format!("family-{i}");
-        env.publish(CATALOG_PRODUCTS, sku, &product(sku, &family, "Gold", 14.0, 799)).await?;
+        env.publish(
+            CATALOG_PRODUCTS,
+            sku,
+            &product(sku, &family, "Gold", 14.0, 799),
+        )
+        .await?;
         let big = sku.replace("-14", "-28");
-        env.publish(CATALOG_PRODUCTS, &big, &product(&big, &family, "Gold", 28.0, 1399)).await?;
+        env.publish(
+            CATALOG_PRODUCTS,
+            &big,
+            &product(&big, &family, "Gold", 28.0, 1399),
+        )
+        .await?;
     }
     let shutdown = CancellationToken::new();
     let k = env.kafka.clone();
-    let inv = shelfguard_inventory::Config { kafka: k.clone(), policy: Default::default() };
-    let det = shelfguard_stockout_detector::Config { kafka: k.clone(), policy: Default::default() };
-    let off = shelfguard_offer_generator::Config { kafka: k.clone(), policy: Default::default() };
+    let inv = shelfguard_inventory::Config {
+        kafka: k.clone(),
+        policy: Default::default(),
+    };
+    let det = shelfguard_stockout_detector::Config {
+        kafka: k.clone(),
+        policy: Default::default(),
+    };
+    let off = shelfguard_offer_generator::Config {
+        kafka: k.clone(),
+        policy: Default::default(),
+    };
     tokio::spawn(shelfguard_inventory::run(inv, shutdown.clone()));
     tokio::spawn(shelfguard_stockout_detector::run(det, shutdown.clone()));
     tokio::spawn(shelfguard_offer_generator::run(off, shutdown.clone()));
 
     let store = "S1";
     for sku in &skus {
-        env.publish(STORE_STOCK_MOVEMENTS, store, &count(store, &sku.replace("-14", "-28"), 10)).await?;
-        env.publish(STORE_STOCK_MOVEMENTS, store, &count(store, sku, 1)).await?;
+        env.publish(
+            STORE_STOCK_MOVEMENTS,
+            store,
+            &count(store, &sku.replace("-14", "-28"), 10),
+        )
+        .await?;
+        env.publish(STORE_STOCK_MOVEMENTS, store, &count(store, sku, 1))
+            .await?;
     }
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
     let offers = env.tail(FLOOR_OFFERS)?;
     // Warm-up: every partition's state restored, every client connected.
     let mut samples = Vec::new();
     for (i, sku) in skus.iter().enumerate() {
-        env.publish(STORE_SALES, store, &sale(store, sku, 1)).await?;
-        let (req, _) = requests.until::<ReorderRequest>(WAIT, |r| &r.sku == sku).await?;
+        env.publish(STORE_SALES, store, &sale(store, sku, 1))
+            .await?;
+        let (req, _) = requests
+            .until::<ReorderRequest>(WAIT, |r| &r.sku == sku)
+            .await?;
         let mut outcome = failed(store, sku, 1, "supplier out of stock");
         outcome.reorder_id = req.reorder_id;
         let t0 = Instant::now();
-        env.publish(WAREHOUSE_REORDER_OUTCOMES, store, &outcome).await?;
-        offers.until::<OfferEvent>(WAIT, |e| e.stockout_id.starts_with(&format!("{store}/{sku}/")) && matches!(e.change, Some(Change::Issued(_)))).await?;
+        env.publish(WAREHOUSE_REORDER_OUTCOMES, store, &outcome)
+            .await?;
+        offers
+            .until::<OfferEvent>(WAIT, |e| {
+                e.stockout_id.starts_with(&format!("{store}/{sku}/"))
+                    && matches!(e.change, Some(Change::Issued(_)))
+            })
+            .await?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         println!("run {:>2}: {ms:7.1} ms", i + 1);
         samples.push(ms);
@@ -60,8 +97,15 @@ async fn main() -> Result<()> {
     rest.sort_by(f64::total_cmp);
     let median = rest[rest.len() / 2];
     let p90 = rest[(rest.len() * 9 / 10).min(rest.len() - 1)];
-    println!("failed reorder outcome published -> offer on floor.offers.v1 (3 services, 3 hops, embedded tansu, memory storage)");
+    println!(
+        "failed reorder outcome published -> offer on floor.offers.v1 (3 services, 3 hops, embedded tansu, memory storage)"
+    );
     println!("first run (cold: state restore, connections): {first:.1} ms");
-    println!("next {} runs: median {median:.1} ms, p90 {p90:.1} ms, worst {:.1} ms, best {:.1} ms", rest.len(), rest[rest.len() - 1], rest[0]);
+    println!(
+        "next {} runs: median {median:.1} ms, p90 {p90:.1} ms, worst {:.1} ms, best {:.1} ms",
+        rest.len(),
+        rest[rest.len() - 1],
+        rest[0]
+    );
     Ok(())
 }

@@ -12,9 +12,24 @@ async fn main() -> anyhow::Result<()> {
     let rest = std::iter::once(service.clone()).chain(args);
     let shutdown = shelfguard_runtime::shutdown::on_signals();
     match service.as_str() {
-        "inventory" => shelfguard_inventory::run(shelfguard_inventory::Config::parse_from(rest), shutdown).await,
-        "stockout-detector" => shelfguard_stockout_detector::run(shelfguard_stockout_detector::Config::parse_from(rest), shutdown).await,
-        "offer-generator" => shelfguard_offer_generator::run(shelfguard_offer_generator::Config::parse_from(rest), shutdown).await,
+        "inventory" => {
+            shelfguard_inventory::run(shelfguard_inventory::Config::parse_from(rest), shutdown)
+                .await
+        }
+        "stockout-detector" => {
+            shelfguard_stockout_detector::run(
+                shelfguard_stockout_detector::Config::parse_from(rest),
+                shutdown,
+            )
+            .await
+        }
+        "offer-generator" => {
+            shelfguard_offer_generator::run(
+                shelfguard_offer_generator::Config::parse_from(rest),
+                shutdown,
+            )
+            .await
+        }
         other => anyhow::bail!("unknown service {other:?}"),
     }
 }

@@ -11,32 +11,101 @@ fn ledger() -> Ledger {
     let catalog = Table::default();
     catalog.insert(
         "OIL-14".into(),
-        Product { sku: "OIL-14".into(), family: "coconut-oil".into(), price_cents: 799, size: Some(Size { value: 14.0, unit: "oz".into() }), reorder_point: 3, order_up_to: 12, ..Default::default() },
+        Product {
+            sku: "OIL-14".into(),
+            family: "coconut-oil".into(),
+            price_cents: 799,
+            size: Some(Size {
+                value: 14.0,
+                unit: "oz".into(),
+            }),
+            reorder_point: 3,
+            order_up_to: 12,
+            ..Default::default()
+        },
     );
-    catalog.insert("SOCKS".into(), Product { sku: "SOCKS".into(), family: "socks".into(), price_cents: 500, size: Some(Size { value: 1.0, unit: "each".into() }), ..Default::default() });
-    Ledger::new(Policy { default_reorder_point: 4, default_order_up_to: 24, reorder_retry_after_secs: 600 }, catalog)
+    catalog.insert(
+        "SOCKS".into(),
+        Product {
+            sku: "SOCKS".into(),
+            family: "socks".into(),
+            price_cents: 500,
+            size: Some(Size {
+                value: 1.0,
+                unit: "each".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    Ledger::new(
+        Policy {
+            default_reorder_point: 4,
+            default_order_up_to: 24,
+            reorder_retry_after_secs: 600,
+        },
+        catalog,
+    )
 }
 
 fn sale(id: &str, at: i64, sku: &str, q: i32) -> Event {
-    let sale = Sale { event_id: id.into(), occurred_at_ms: at, store_id: "S1".into(), basket_id: "b".into(), lines: vec![SaleLine { sku: sku.into(), quantity: q, unit_price_cents: 1 }] };
+    let sale = Sale {
+        event_id: id.into(),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        basket_id: "b".into(),
+        lines: vec![SaleLine {
+            sku: sku.into(),
+            quantity: q,
+            unit_price_cents: 1,
+        }],
+    };
     let l = ledger();
-    l.decode(topics::STORE_SALES, &sale.encode_to_vec()).unwrap()
+    l.decode(topics::STORE_SALES, &sale.encode_to_vec())
+        .unwrap()
 }
 
 fn movement(kind: MovementKind, q: i32, at: i64) -> Event {
-    Event::Movement(StockMovement { event_id: format!("m{at}"), occurred_at_ms: at, store_id: "S1".into(), sku: "OIL-14".into(), kind: kind as i32, quantity: q, note: String::new() })
+    Event::Movement(StockMovement {
+        event_id: format!("m{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        sku: "OIL-14".into(),
+        kind: kind as i32,
+        quantity: q,
+        note: String::new(),
+    })
 }
 
 fn outcome(reorder_id: &str, status: OutcomeStatus, at: i64) -> Event {
-    Event::Outcome(ReorderOutcome { event_id: format!("o{at}"), occurred_at_ms: at, store_id: "S1".into(), reorder_id: reorder_id.into(), sku: "OIL-14".into(), status: status as i32, failure_reason: "supplier out of stock".into(), ..Default::default() })
+    Event::Outcome(ReorderOutcome {
+        event_id: format!("o{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        reorder_id: reorder_id.into(),
+        sku: "OIL-14".into(),
+        status: status as i32,
+        failure_reason: "supplier out of stock".into(),
+        ..Default::default()
+    })
 }
 
 fn run(l: &mut Ledger, item: &mut InventoryItem, e: &Event) -> (Vec<ReorderRequest>, StockLevel) {
     let view = PartitionState::<InventoryItem>::default();
     let out = l.apply("S1/OIL-14", item, e, &view).unwrap();
-    let reqs = out.iter().filter(|o| o.topic == topics::WAREHOUSE_REORDER_REQUESTS).map(|o| ReorderRequest::decode(o.payload.as_slice()).unwrap()).collect();
-    let level = out.iter().find(|o| o.topic == topics::INVENTORY_STOCK_LEVELS).map(|o| StockLevel::decode(o.payload.as_slice()).unwrap()).unwrap();
-    assert!(out.iter().all(|o| o.key == "S1"), "every output is keyed by store");
+    let reqs = out
+        .iter()
+        .filter(|o| o.topic == topics::WAREHOUSE_REORDER_REQUESTS)
+        .map(|o| ReorderRequest::decode(o.payload.as_slice()).unwrap())
+        .collect();
+    let level = out
+        .iter()
+        .find(|o| o.topic == topics::INVENTORY_STOCK_LEVELS)
+        .map(|o| StockLevel::decode(o.payload.as_slice()).unwrap())
+        .unwrap();
+    assert!(
+        out.iter().all(|o| o.key == "S1"),
+        "every output is keyed by store"
+    );
     (reqs, level)
 }
 
@@ -54,7 +123,11 @@ fn on_hand_follows_movements_and_never_goes_negative() {
     ];
     for (e, on_hand, unaccounted) in cases {
         let (_, level) = run(&mut l, &mut item, e);
-        assert_eq!((level.on_hand, level.unaccounted), (*on_hand, *unaccounted), "after {e:?}");
+        assert_eq!(
+            (level.on_hand, level.unaccounted),
+            (*on_hand, *unaccounted),
+            "after {e:?}"
+        );
     }
 }
 
@@ -78,10 +151,17 @@ fn a_failed_reorder_is_counted_and_retried_after_the_back_off() {
     let mut item = InventoryItem::default();
     run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
     assert_eq!(item.open_reorder_id, "S1/OIL-14/R1");
-    let (reqs, level) = run(&mut l, &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN));
+    let (reqs, level) = run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN),
+    );
     assert!(reqs.is_empty(), "no retry inside the back-off");
     assert_eq!(level.failed_reorders_7d, 1);
-    assert_eq!(level.last_reorder.as_ref().unwrap().failure_reason, "supplier out of stock");
+    assert_eq!(
+        level.last_reorder.as_ref().unwrap().failure_reason,
+        "supplier out of stock"
+    );
     assert!(level.open_reorder_id.is_empty());
     let (reqs, _) = run(&mut l, &mut item, &sale("s1", T0 + 5 * MIN, "OIL-14", 1));
     assert!(reqs.is_empty());
@@ -95,17 +175,45 @@ fn failures_older_than_a_week_fall_out_of_the_count() {
     let mut l = ledger();
     let mut item = InventoryItem::default();
     run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
-    run(&mut l, &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN));
-    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0 + WEEK_MS + 2 * MIN));
+    run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN),
+    );
+    let (_, level) = run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Count, 3, T0 + WEEK_MS + 2 * MIN),
+    );
     assert_eq!(level.failed_reorders_7d, 0);
 }
 
 #[test]
 fn unknown_skus_and_bad_bytes_are_refused() {
     let l = ledger();
-    let bad = Sale { event_id: "e".into(), occurred_at_ms: T0, store_id: "S1".into(), basket_id: "b".into(), lines: vec![SaleLine { sku: "NOPE".into(), quantity: 1, unit_price_cents: 1 }] };
-    assert_eq!(l.decode(topics::STORE_SALES, &bad.encode_to_vec()).unwrap_err().0, "unknown SKU NOPE");
-    assert!(l.decode(topics::STORE_SALES, b"\xff\xfe garbage").unwrap_err().0.contains("undecodable"));
+    let bad = Sale {
+        event_id: "e".into(),
+        occurred_at_ms: T0,
+        store_id: "S1".into(),
+        basket_id: "b".into(),
+        lines: vec![SaleLine {
+            sku: "NOPE".into(),
+            quantity: 1,
+            unit_price_cents: 1,
+        }],
+    };
+    assert_eq!(
+        l.decode(topics::STORE_SALES, &bad.encode_to_vec())
+            .unwrap_err()
+            .0,
+        "unknown SKU NOPE"
+    );
+    assert!(
+        l.decode(topics::STORE_SALES, b"\xff\xfe garbage")
+            .unwrap_err()
+            .0
+            .contains("undecodable")
+    );
 }
 
 #[test]
@@ -117,14 +225,28 @@ fn a_basket_touches_each_sku_once_with_summed_units() {
         store_id: "S1".into(),
         basket_id: "b".into(),
         lines: vec![
-            SaleLine { sku: "OIL-14".into(), quantity: 1, unit_price_cents: 1 },
-            SaleLine { sku: "SOCKS".into(), quantity: 2, unit_price_cents: 1 },
-            SaleLine { sku: "OIL-14".into(), quantity: 2, unit_price_cents: 1 },
+            SaleLine {
+                sku: "OIL-14".into(),
+                quantity: 1,
+                unit_price_cents: 1,
+            },
+            SaleLine {
+                sku: "SOCKS".into(),
+                quantity: 2,
+                unit_price_cents: 1,
+            },
+            SaleLine {
+                sku: "OIL-14".into(),
+                quantity: 2,
+                unit_price_cents: 1,
+            },
         ],
     };
     let e = l.decode(topics::STORE_SALES, &s.encode_to_vec()).unwrap();
     assert_eq!(l.keys(&e), vec!["S1/OIL-14", "S1/SOCKS"]);
-    let Event::Sale { units, .. } = e else { panic!() };
+    let Event::Sale { units, .. } = e else {
+        panic!()
+    };
     assert_eq!(units["OIL-14"], 3);
 }
 
@@ -133,12 +255,32 @@ fn an_outcome_for_a_reorder_that_is_not_open_is_refused_and_changes_nothing() {
     let mut l = ledger();
     let mut item = InventoryItem::default();
     let view = PartitionState::<InventoryItem>::default();
-    let early = l.apply("S1/OIL-14", &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0), &view);
-    assert_eq!(early.unwrap_err().0, "outcome for reorder S1/OIL-14/R1 which is not open (open: none)");
+    let early = l.apply(
+        "S1/OIL-14",
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0),
+        &view,
+    );
+    assert_eq!(
+        early.unwrap_err().0,
+        "outcome for reorder S1/OIL-14/R1 which is not open (open: none)"
+    );
     assert_eq!(item, InventoryItem::default());
     run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
-    run(&mut l, &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN));
-    let again = l.apply("S1/OIL-14", &mut item, &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + 2 * MIN), &view);
-    assert!(again.unwrap_err().0.contains("not open"), "a repeated outcome does not count twice");
+    run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN),
+    );
+    let again = l.apply(
+        "S1/OIL-14",
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + 2 * MIN),
+        &view,
+    );
+    assert!(
+        again.unwrap_err().0.contains("not open"),
+        "a repeated outcome does not count twice"
+    );
     assert_eq!(item.failures_ms.len(), 1);
 }

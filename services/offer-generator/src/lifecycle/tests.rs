@@ -10,7 +10,10 @@ fn product(sku: &str, brand: &str, oz: f64, price: i64) -> Product {
         name: format!("{brand} Coconut Oil"),
         brand: brand.into(),
         family: "coconut-oil".into(),
-        size: Some(Size { value: oz, unit: "oz".into() }),
+        size: Some(Size {
+            value: oz,
+            unit: "oz".into(),
+        }),
         price_cents: price,
         complements: vec!["SPATULA".into()],
         ..Default::default()
@@ -19,15 +22,37 @@ fn product(sku: &str, brand: &str, oz: f64, price: i64) -> Product {
 
 fn offers() -> Offers {
     let catalog = Table::default();
-    for p in [product("GOLD-14", "Gold", 14.0, 799), product("GOLD-28", "Gold", 28.0, 1399), product("PRIME-14", "Prime", 14.0, 1099)] {
+    for p in [
+        product("GOLD-14", "Gold", 14.0, 799),
+        product("GOLD-28", "Gold", 28.0, 1399),
+        product("PRIME-14", "Prime", 14.0, 1099),
+    ] {
         catalog.insert(p.sku.clone(), p);
     }
-    catalog.insert("SPATULA".into(), Product { sku: "SPATULA".into(), name: "Spatula".into(), family: "utensils".into(), price_cents: 300, ..Default::default() });
+    catalog.insert(
+        "SPATULA".into(),
+        Product {
+            sku: "SPATULA".into(),
+            name: "Spatula".into(),
+            family: "utensils".into(),
+            price_cents: 300,
+            ..Default::default()
+        },
+    );
     Offers::new(Policy::default(), catalog)
 }
 
 fn stock(view: &mut PartitionState<OfferItem>, sku: &str, on_hand: i32) {
-    view.slots.insert(format!("S1/{sku}"), Slot { state: OfferItem { on_hand, ..Default::default() }, ..Default::default() });
+    view.slots.insert(
+        format!("S1/{sku}"),
+        Slot {
+            state: OfferItem {
+                on_hand,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
 }
 
 fn opened(failed: i32) -> Event {
@@ -37,7 +62,13 @@ fn opened(failed: i32) -> Event {
         store_id: "S1".into(),
         stockout_id: "S1/GOLD-14/S1".into(),
         sku: "GOLD-14".into(),
-        change: Some(Change::Opened(Opened { evidence: Some(Evidence { failed_reorders_7d: failed, last_failure_reason: "supplier out of stock".into(), ..Default::default() }) })),
+        change: Some(Change::Opened(Opened {
+            evidence: Some(Evidence {
+                failed_reorders_7d: failed,
+                last_failure_reason: "supplier out of stock".into(),
+                ..Default::default()
+            }),
+        })),
     })
 }
 
@@ -48,15 +79,20 @@ fn closed() -> Event {
         store_id: "S1".into(),
         stockout_id: "S1/GOLD-14/S1".into(),
         sku: "GOLD-14".into(),
-        change: Some(Change::Closed(Closed { reason: "stock returned (on-hand 12)".into(), on_hand: 12 })),
+        change: Some(Change::Closed(Closed {
+            reason: "stock returned (on-hand 12)".into(),
+            on_hand: 12,
+        })),
     })
 }
 
 fn decode(out: &[Output]) -> Vec<OfferEvent> {
-    out.iter().map(|o| {
-        assert_eq!((o.topic, o.key.as_str()), (topics::FLOOR_OFFERS, "S1"));
-        OfferEvent::decode(o.payload.as_slice()).unwrap()
-    }).collect()
+    out.iter()
+        .map(|o| {
+            assert_eq!((o.topic, o.key.as_str()), (topics::FLOOR_OFFERS, "S1"));
+            OfferEvent::decode(o.payload.as_slice()).unwrap()
+        })
+        .collect()
 }
 
 #[test]
@@ -69,13 +105,22 @@ fn coconut_oil_gets_the_bigger_jar_free_after_three_failures() {
     let mut item = OfferItem::default();
     let events = decode(&o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap());
     assert_eq!(events.len(), 1);
-    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else { panic!("{events:?}") };
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else {
+        panic!("{events:?}")
+    };
     assert_eq!(offer.substitute.as_ref().unwrap().sku, "GOLD-28");
     assert_eq!(offer.gesture, Gesture::Free as i32);
     assert!(offer.reason.contains("failed 3x"), "{}", offer.reason);
     assert!(offer.reason.contains(&offer.redemption_code));
     assert_eq!(offer.redemption_code, redemption_code("S1/GOLD-14/S1"));
-    assert_eq!(offer.complements.iter().map(|c| c.sku.as_str()).collect::<Vec<_>>(), vec!["SPATULA"]);
+    assert_eq!(
+        offer
+            .complements
+            .iter()
+            .map(|c| c.sku.as_str())
+            .collect::<Vec<_>>(),
+        vec!["SPATULA"]
+    );
     assert_eq!(events[0].event_id, "S1/GOLD-14/S1/offer:issued");
 }
 
@@ -85,12 +130,27 @@ fn one_offer_per_episode_and_restock_withdraws_it_once() {
     let mut view = PartitionState::default();
     stock(&mut view, "GOLD-28", 6);
     let mut item = OfferItem::default();
-    assert_eq!(decode(&o.apply("S1/GOLD-14", &mut item, &opened(1), &view).unwrap()).len(), 1);
-    assert!(o.apply("S1/GOLD-14", &mut item, &opened(1), &view).unwrap().is_empty(), "the same episode again");
+    assert_eq!(
+        decode(&o.apply("S1/GOLD-14", &mut item, &opened(1), &view).unwrap()).len(),
+        1
+    );
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &opened(1), &view)
+            .unwrap()
+            .is_empty(),
+        "the same episode again"
+    );
     let w = decode(&o.apply("S1/GOLD-14", &mut item, &closed(), &view).unwrap());
-    assert!(matches!(w[0].change, Some(offer_event::Change::Withdrawn(_))));
+    assert!(matches!(
+        w[0].change,
+        Some(offer_event::Change::Withdrawn(_))
+    ));
     assert_eq!(w[0].offer_id, "S1/GOLD-14/S1/offer");
-    assert!(o.apply("S1/GOLD-14", &mut item, &closed(), &view).unwrap().is_empty());
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &closed(), &view)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -99,8 +159,16 @@ fn no_offer_without_a_substitute_in_stock_and_the_reason_is_kept() {
     let mut view = PartitionState::default();
     stock(&mut view, "GOLD-28", 1);
     let mut item = OfferItem::default();
-    assert!(o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap().is_empty());
-    assert!(item.no_offer_reason.contains("no substitute"), "{}", item.no_offer_reason);
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        item.no_offer_reason.contains("no substitute"),
+        "{}",
+        item.no_offer_reason
+    );
 }
 
 #[test]
@@ -113,5 +181,9 @@ fn organic_original_never_gets_a_non_organic_substitute() {
     stock(&mut view, "GOLD-28", 6);
     stock(&mut view, "PRIME-14", 6);
     let mut item = OfferItem::default();
-    assert!(o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap().is_empty());
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
+            .unwrap()
+            .is_empty()
+    );
 }

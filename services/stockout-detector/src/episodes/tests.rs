@@ -9,7 +9,12 @@ fn level(on_hand: i32, open: &str, last: Option<OutcomeStatus>) -> StockLevel {
         sku: "OIL-14".into(),
         on_hand,
         open_reorder_id: open.into(),
-        last_reorder: last.map(|s| ReorderState { reorder_id: "S1/OIL-14/R3".into(), status: s as i32, failure_reason: "supplier out of stock".into(), ..Default::default() }),
+        last_reorder: last.map(|s| ReorderState {
+            reorder_id: "S1/OIL-14/R3".into(),
+            status: s as i32,
+            failure_reason: "supplier out of stock".into(),
+            ..Default::default()
+        }),
         failed_reorders_7d: 3,
         ..Default::default()
     }
@@ -46,12 +51,28 @@ fn one_episode_until_stock_returns_then_a_new_one() {
     let opened = decide(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed))).unwrap();
     assert_eq!(opened.stockout_id, "S1/OIL-14/S1");
     assert_eq!(opened.event_id, "so:S1/OIL-14/S1:opened");
-    let Some(Change::Opened(o)) = &opened.change else { panic!() };
+    let Some(Change::Opened(o)) = &opened.change else {
+        panic!()
+    };
     let ev = o.evidence.as_ref().unwrap();
-    assert_eq!((ev.failed_reorders_7d, ev.last_failure_reason.as_str()), (3, "supplier out of stock"));
-    assert_eq!(kind(&decide(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed)))), "-", "no second episode");
+    assert_eq!(
+        (ev.failed_reorders_7d, ev.last_failure_reason.as_str()),
+        (3, "supplier out of stock")
+    );
+    assert_eq!(
+        kind(&decide(
+            &p,
+            &mut item,
+            level(0, "", Some(OutcomeStatus::Failed))
+        )),
+        "-",
+        "no second episode"
+    );
     let closed = decide(&p, &mut item, level(5, "", Some(OutcomeStatus::Failed))).unwrap();
-    assert_eq!((kind(&Some(closed.clone())), closed.stockout_id.as_str()), ("closed", "S1/OIL-14/S1"));
+    assert_eq!(
+        (kind(&Some(closed.clone())), closed.stockout_id.as_str()),
+        ("closed", "S1/OIL-14/S1")
+    );
     assert_eq!(kind(&decide(&p, &mut item, level(4, "", None))), "-");
     let again = decide(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed))).unwrap();
     assert_eq!(again.stockout_id, "S1/OIL-14/S2");
@@ -61,5 +82,12 @@ fn one_episode_until_stock_returns_then_a_new_one() {
 fn a_visible_threshold_counts_a_nearly_empty_shelf_as_empty() {
     let p = Policy { empty_at_units: 1 };
     let mut item = DetectorItem::default();
-    assert_eq!(kind(&decide(&p, &mut item, level(1, "", Some(OutcomeStatus::Failed)))), "opened");
+    assert_eq!(
+        kind(&decide(
+            &p,
+            &mut item,
+            level(1, "", Some(OutcomeStatus::Failed))
+        )),
+        "opened"
+    );
 }
