@@ -61,20 +61,30 @@ impl Env {
         Ok(())
     }
 
-    /// Starts a service as its own process (see `shelfguard-svc`); `env` adds variables.
+    /// Starts a service as its own process (see `shelfguard-svc`) with dynamic group
+    /// membership (the default in production); `env` adds variables.
     pub fn spawn(&self, service: &str, env: &[(&str, &str)]) -> Result<Service> {
+        self.spawn_as(service, None, env)
+    }
+
+    /// Starts one instance of a service; with `Some(instance)` it has static group membership
+    /// (`group.instance.id`, as a StatefulSet pod would).
+    pub fn spawn_as(
+        &self,
+        service: &str,
+        instance: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Service> {
         let n = std::fs::read_dir(&self.logs)?.count();
-        let log_path = self.logs.join(format!("{n:02}-{service}.log"));
+        let log_path = self
+            .logs
+            .join(format!("{n:02}-{}.log", instance.unwrap_or(service)));
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new(svc_binary());
         cmd.arg(service)
             .env("KAFKA_BOOTSTRAP_SERVERS", &self.broker.bootstrap)
             .env("TOPIC_PREFIX", &self.kafka.topic_prefix)
             .env("HEALTH_ADDR", "")
-            // Static membership, as a StatefulSet pod would have: a restarted process takes its
-            // partitions back at once (tansu 0.6 can also leave a group stuck when a member dies
-            // mid-rebalance without it).
-            .env("KAFKA_GROUP_INSTANCE_ID", format!("{service}-0"))
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
@@ -82,12 +92,16 @@ impl Env {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
+        if let Some(id) = instance {
+            cmd.env("KAFKA_GROUP_INSTANCE_ID", id);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().with_context(|| format!("starting {service}"))?;
         Ok(Service {
             name: service.to_owned(),
+            instance: instance.map(str::to_owned),
             child,
             log: log_path,
         })
@@ -114,6 +128,7 @@ impl Env {
 /// A running service process.
 pub struct Service {
     pub name: String,
+    pub instance: Option<String>,
     child: Child,
     pub log: PathBuf,
 }

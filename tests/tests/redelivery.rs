@@ -22,7 +22,7 @@ async fn supervise(env: &Env, svc: &mut Service, crashes: &mut u32) -> anyhow::R
             svc.name
         );
         *crashes += 1;
-        *svc = env.spawn(&svc.name.clone(), &[])?;
+        *svc = env.spawn_as(&svc.name.clone(), svc.instance.clone().as_deref(), &[])?;
     }
     Ok(())
 }
@@ -47,13 +47,25 @@ async fn run(point: &str) -> anyhow::Result<()> {
         .await?;
     }
     let crash = |n: u32| format!("{point}:{n}");
+    // Static membership (as StatefulSet pods): the restarted process takes its partitions back at
+    // once. Without it, tansu 0.6 can leave a group with no owner for the partitions of a member
+    // that died during a rebalance (seen here; Kafka expires it after the session timeout).
     let mut services = [
-        env.spawn("inventory", &[("SHELFGUARD_CRASH_POINT", &crash(9))])?,
-        env.spawn(
+        env.spawn_as(
+            "inventory",
+            Some("inventory-0"),
+            &[("SHELFGUARD_CRASH_POINT", &crash(9))],
+        )?,
+        env.spawn_as(
             "stockout-detector",
+            Some("stockout-detector-0"),
             &[("SHELFGUARD_CRASH_POINT", &crash(4))],
         )?,
-        env.spawn("offer-generator", &[("SHELFGUARD_CRASH_POINT", &crash(6))])?,
+        env.spawn_as(
+            "offer-generator",
+            Some("offer-generator-0"),
+            &[("SHELFGUARD_CRASH_POINT", &crash(6))],
+        )?,
     ];
     let mut crashes = [0u32; 3];
     for sku in &skus {
@@ -114,7 +126,9 @@ async fn run(point: &str) -> anyhow::Result<()> {
                 }
                 Err(_) if tokio::time::Instant::now() < deadline => {}
                 Err(e) => {
-                    return Err(e.context(format!("offer for {sku}; logs in target/debug/e2e-logs")));
+                    return Err(
+                        e.context(format!("offer for {sku}; logs in target/debug/e2e-logs"))
+                    );
                 }
             }
         }

@@ -1,11 +1,13 @@
 //! One offer per stockout episode: issue it when the episode opens, withdraw it when it closes.
+use std::collections::{BTreeSet, HashMap};
+
 use clap::Args;
 use shelfguard_events::catalog::Product;
 use shelfguard_events::floor::{
     Gesture, Issued, Offer, OfferEvent, ProductRef, Withdrawn, offer_event,
 };
 use shelfguard_events::state::OfferItem;
-use shelfguard_events::stockout::{StockoutEvent, stockout_event::Change};
+use shelfguard_events::stockout::{Evidence, StockoutEvent, stockout_event::Change};
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_runtime::processor::View;
@@ -55,11 +57,92 @@ pub enum Event {
 pub struct Offers {
     policy: Policy,
     catalog: Table<Product>,
+    /// Open episodes still without an offer, by `store/family`: a stock change of a product of
+    /// that family in that store is also applied to them (a substitute may now qualify). An index
+    /// over the state, rebuilt on restore; a stale entry costs one look, nothing more.
+    waiting: HashMap<String, BTreeSet<String>>,
 }
 
 impl Offers {
     pub fn new(policy: Policy, catalog: Table<Product>) -> Self {
-        Self { policy, catalog }
+        Self {
+            policy,
+            catalog,
+            waiting: HashMap::new(),
+        }
+    }
+
+    fn family_key(&self, store: &str, sku: &str) -> Option<String> {
+        self.catalog
+            .read()
+            .get(sku)
+            .map(|p| format!("{store}/{}", p.family))
+    }
+
+    /// Keeps `waiting` in step with one key's state.
+    fn index(&mut self, key: &str, item: &OfferItem) {
+        let (store, sku) = split_key(key);
+        let Some(fk) = self.family_key(store, sku) else {
+            return;
+        };
+        if item.episode_open && item.offer.is_none() {
+            self.waiting.entry(fk).or_default().insert(key.to_owned());
+        } else if let Some(set) = self.waiting.get_mut(&fk) {
+            set.remove(key);
+            if set.is_empty() {
+                self.waiting.remove(&fk);
+            }
+        }
+    }
+
+    /// Tries to answer the open episode of `key` with an offer at time `now`.
+    fn try_offer(
+        &self,
+        key: &str,
+        item: &mut OfferItem,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Vec<Output> {
+        let (store, sku) = split_key(key);
+        let on_hand = |s: &str| {
+            others
+                .get(&validate::key(store, s))
+                .map_or(0, |o| o.on_hand)
+        };
+        let evidence = item.evidence.clone().unwrap_or_default();
+        match compose(
+            &self.policy,
+            &self.catalog.read(),
+            sku,
+            &item.stockout_id,
+            &evidence,
+            now,
+            on_hand,
+        ) {
+            Ok(offer) => {
+                let offer_id = format!("{}/offer", item.stockout_id);
+                item.offer_id = offer_id.clone();
+                item.offer = Some(offer.clone());
+                item.issued_at_ms = now;
+                item.no_offer_reason.clear();
+                let e = OfferEvent {
+                    event_id: format!("{offer_id}:issued"),
+                    occurred_at_ms: now,
+                    store_id: store.to_owned(),
+                    offer_id,
+                    stockout_id: item.stockout_id.clone(),
+                    change: Some(offer_event::Change::Issued(Issued { offer: Some(offer) })),
+                };
+                vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
+            }
+            Err(why) => {
+                if item.no_offer_reason != why {
+                    info!(stockout_id = item.stockout_id, why, "no offer (yet)");
+                }
+                item.no_offer_reason = why;
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -91,20 +174,20 @@ pub fn redemption_code(stockout_id: &str) -> String {
         .collect()
 }
 
-/// Builds the offer for an opened episode, or says why there is none.
+/// Builds the offer for the open episode `stockout_id` of `sku` at time `now`, or says why
+/// there is none.
 pub fn compose(
     policy: &Policy,
     catalog: &std::collections::HashMap<String, Product>,
-    stockout: &StockoutEvent,
+    sku: &str,
+    stockout_id: &str,
+    evidence: &Evidence,
+    now: i64,
     on_hand: impl Fn(&str) -> i32,
 ) -> Result<Offer, String> {
-    let Some(Change::Opened(opened)) = &stockout.change else {
-        return Err("not an opened stockout".into());
-    };
-    let evidence = opened.evidence.clone().unwrap_or_default();
     let original = catalog
-        .get(&stockout.sku)
-        .ok_or_else(|| format!("unknown SKU {}", stockout.sku))?;
+        .get(sku)
+        .ok_or_else(|| format!("unknown SKU {sku}"))?;
     let sub = substitute::best(original, catalog.values(), |sku| {
         on_hand(sku) >= policy.min_substitute_units
     })
@@ -124,7 +207,7 @@ pub fn compose(
         original.price_cents,
         sub.price_cents,
     )?;
-    let code = redemption_code(&stockout.stockout_id);
+    let code = redemption_code(stockout_id);
     let why = match (
         evidence.failed_reorders_7d,
         evidence.last_failure_reason.as_str(),
@@ -166,7 +249,7 @@ pub fn compose(
         gesture_value_cents: value,
         reason,
         redemption_code: code,
-        expires_at_ms: stockout.occurred_at_ms + policy.offer_ttl_minutes * 60_000,
+        expires_at_ms: now + policy.offer_ttl_minutes * 60_000,
         complements,
     })
 }
@@ -214,7 +297,22 @@ impl Processor for Offers {
     fn keys(&self, event: &Event) -> Vec<String> {
         match event {
             Event::Stockout(s) => vec![validate::key(&s.store_id, &s.sku)],
-            Event::Level(l) => vec![validate::key(&l.store_id, &l.sku)],
+            Event::Level(l) => {
+                let own = validate::key(&l.store_id, &l.sku);
+                let waiting = self
+                    .family_key(&l.store_id, &l.sku)
+                    .and_then(|fk| self.waiting.get(&fk));
+                // The product's own key first, so the waiting episodes see its new stock.
+                std::iter::once(own.clone())
+                    .chain(
+                        waiting
+                            .into_iter()
+                            .flatten()
+                            .filter(|k| **k != own)
+                            .cloned(),
+                    )
+                    .collect()
+            }
         }
     }
 
@@ -225,67 +323,58 @@ impl Processor for Offers {
         event: &Event,
         others: &dyn View<OfferItem>,
     ) -> Result<Vec<Output>, Rejected> {
-        let (store, _) = split_key(key);
-        Ok(match event {
-            Event::Level(l) => {
+        let (store, sku) = split_key(key);
+        let out = match event {
+            Event::Level(l) if l.sku == sku => {
                 item.on_hand = l.on_hand;
                 Vec::new()
             }
+            // Another product of the family changed stock: a waiting episode may now get its offer.
+            Event::Level(l) if item.episode_open && item.offer.is_none() => {
+                self.try_offer(key, item, l.occurred_at_ms, others)
+            }
+            Event::Level(_) => Vec::new(),
             Event::Stockout(s) => match &s.change {
-                Some(Change::Opened(_)) if item.stockout_id != s.stockout_id => {
+                Some(Change::Opened(o)) if item.stockout_id != s.stockout_id => {
                     item.stockout_id = s.stockout_id.clone();
-                    let on_hand = |sku: &str| {
-                        others
-                            .get(&validate::key(store, sku))
-                            .map_or(0, |o| o.on_hand)
-                    };
-                    match compose(&self.policy, &self.catalog.read(), s, on_hand) {
-                        Ok(offer) => {
-                            let offer_id = format!("{}/offer", s.stockout_id);
-                            item.offer_id = offer_id.clone();
-                            item.offer = Some(offer.clone());
-                            item.issued_at_ms = s.occurred_at_ms;
-                            item.no_offer_reason.clear();
+                    item.episode_open = true;
+                    item.evidence = o.evidence.clone();
+                    item.opened_at_ms = s.occurred_at_ms;
+                    item.offer = None;
+                    item.offer_id.clear();
+                    self.try_offer(key, item, s.occurred_at_ms, others)
+                }
+                Some(Change::Closed(c))
+                    if item.stockout_id == s.stockout_id && item.episode_open =>
+                {
+                    item.episode_open = false;
+                    item.no_offer_reason.clear();
+                    match item.offer.take() {
+                        Some(_) => {
                             let e = OfferEvent {
-                                event_id: format!("{offer_id}:issued"),
+                                event_id: format!("{}:withdrawn", item.offer_id),
                                 occurred_at_ms: s.occurred_at_ms,
                                 store_id: store.to_owned(),
-                                offer_id,
+                                offer_id: item.offer_id.clone(),
                                 stockout_id: s.stockout_id.clone(),
-                                change: Some(offer_event::Change::Issued(Issued {
-                                    offer: Some(offer),
+                                change: Some(offer_event::Change::Withdrawn(Withdrawn {
+                                    reason: format!("stockout over: {}", c.reason),
                                 })),
                             };
                             vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
                         }
-                        Err(why) => {
-                            info!(stockout_id = s.stockout_id, why, "no offer");
-                            item.offer_id.clear();
-                            item.offer = None;
-                            item.no_offer_reason = why;
-                            Vec::new()
-                        }
+                        None => Vec::new(),
                     }
-                }
-                Some(Change::Closed(c))
-                    if item.stockout_id == s.stockout_id && item.offer.is_some() =>
-                {
-                    item.offer = None;
-                    let e = OfferEvent {
-                        event_id: format!("{}:withdrawn", item.offer_id),
-                        occurred_at_ms: s.occurred_at_ms,
-                        store_id: store.to_owned(),
-                        offer_id: item.offer_id.clone(),
-                        stockout_id: s.stockout_id.clone(),
-                        change: Some(offer_event::Change::Withdrawn(Withdrawn {
-                            reason: format!("stockout over: {}", c.reason),
-                        })),
-                    };
-                    vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
                 }
                 _ => Vec::new(),
             },
-        })
+        };
+        self.index(key, item);
+        Ok(out)
+    }
+
+    fn restored(&mut self, key: &str, item: &OfferItem) {
+        self.index(key, item);
     }
 }
 

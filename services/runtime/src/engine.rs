@@ -210,7 +210,11 @@ pub async fn run<P: Processor>(
             stats.consumed += 1;
             positions.insert((msg.topic().to_owned(), p), offset);
             if let std::collections::hash_map::Entry::Vacant(slot) = parts.entry(p) {
-                slot.insert(restore::<P::State>(args, name, &producer, &changelog, p).await?);
+                let restored = restore::<P::State>(args, name, &producer, &changelog, p).await?;
+                for (key, s) in &restored.slots {
+                    processor.restored(key, &s.state);
+                }
+                slot.insert(restored);
                 stats.restores += 1;
             }
             let Some(base) = inputs

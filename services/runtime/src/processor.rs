@@ -72,4 +72,8 @@ pub trait Processor: Send + 'static {
         event: &Self::Event,
         others: &dyn View<Self::State>,
     ) -> Result<Vec<Output>, Rejected>;
+
+    /// Called for every key of a partition restored from the changelog, so a processor can
+    /// rebuild indexes it keeps over the state.
+    fn restored(&mut self, _key: &str, _state: &Self::State) {}
 }

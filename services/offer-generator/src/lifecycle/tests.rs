@@ -187,3 +187,47 @@ fn organic_original_never_gets_a_non_organic_substitute() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_waiting_episode_gets_its_offer_when_a_substitute_comes_into_stock() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    stock(&mut view, "GOLD-28", 0);
+    let mut item = OfferItem::default();
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
+            .unwrap()
+            .is_empty()
+    );
+    let level = Event::Level(shelfguard_events::inventory::StockLevel {
+        event_id: "l1".into(),
+        occurred_at_ms: 1_700_000_050_000,
+        store_id: "S1".into(),
+        sku: "GOLD-28".into(),
+        on_hand: 6,
+        ..Default::default()
+    });
+    assert_eq!(
+        o.keys(&level),
+        vec!["S1/GOLD-28", "S1/GOLD-14"],
+        "the waiting episode is touched too"
+    );
+    stock(&mut view, "GOLD-28", 6);
+    let events = decode(&o.apply("S1/GOLD-14", &mut item, &level, &view).unwrap());
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else {
+        panic!("{events:?}")
+    };
+    assert_eq!(offer.substitute.as_ref().unwrap().sku, "GOLD-28");
+    assert_eq!(events[0].occurred_at_ms, 1_700_000_050_000);
+    assert_eq!(
+        o.keys(&level),
+        vec!["S1/GOLD-28"],
+        "answered: no longer waiting"
+    );
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &level, &view)
+            .unwrap()
+            .is_empty(),
+        "one offer per episode"
+    );
+}
