@@ -9,10 +9,9 @@ pub mod substitute;
 
 use anyhow::Result;
 use clap::Parser;
-use shelfguard_events::{topics, validate};
+use shelfguard_events::topics;
 use shelfguard_runtime::{KafkaArgs, engine, health::Health, table};
 use tokio_util::sync::CancellationToken;
-use tracing::error;
 
 /// Settings of the offer generator. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -30,19 +29,10 @@ pub struct Config {
 
 /// Composition root: catalogue table, health endpoints, then the consumer loop until shutdown.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let health = Health::default();
-    let h = health.clone();
-    let (addr, s) = (config.kafka.health_addr.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        if let Err(e) = h.serve(&addr, s).await {
-            error!(error = %e, "health endpoint failed");
-        }
-    });
-    let catalog = table::follow(
+    let health = Health::spawn(&config.kafka.health_addr, &shutdown);
+    let catalog = table::catalog(
         &config.kafka,
         lifecycle::SERVICE,
-        topics::CATALOG_PRODUCTS,
-        |b| validate::product(b).map(|p| (p.sku.clone(), p)),
         topics::OFFERS_DLQ,
         shutdown.clone(),
     )

@@ -15,6 +15,19 @@ pub struct Health {
 }
 
 impl Health {
+    /// Serves the endpoints on `addr` in the background until shutdown (a failure to bind is
+    /// logged: the service itself goes on).
+    pub fn spawn(addr: &str, shutdown: &CancellationToken) -> Self {
+        let health = Self::default();
+        let (h, addr, s) = (health.clone(), addr.to_owned(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = h.serve(&addr, s).await {
+                tracing::error!(error = %e, "health endpoint failed");
+            }
+        });
+        health
+    }
+
     pub fn set_ready(&self, v: bool) {
         self.ready.store(v, Ordering::Relaxed);
     }

@@ -196,3 +196,22 @@ async fn dead(
         .map_err(|(e, _)| anyhow::anyhow!("dead letter to {dlq}: {e}"))?;
     Ok(())
 }
+
+/// The product catalogue (`catalog.products.v1`, by SKU), loaded and followed; refused
+/// products go to the service's `dead_letter` topic.
+pub async fn catalog(
+    args: &KafkaArgs,
+    service: &'static str,
+    dead_letter: &str,
+    shutdown: CancellationToken,
+) -> Result<Table<shelfguard_events::catalog::Product>> {
+    follow(
+        args,
+        service,
+        shelfguard_events::topics::CATALOG_PRODUCTS,
+        |b| shelfguard_events::validate::product(b).map(|p| (p.sku.clone(), p)),
+        dead_letter,
+        shutdown,
+    )
+    .await
+}

@@ -8,7 +8,6 @@ use anyhow::Result;
 use clap::Parser;
 use shelfguard_runtime::{KafkaArgs, engine, health::Health};
 use tokio_util::sync::CancellationToken;
-use tracing::error;
 
 /// Settings of the stockout detector. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -26,14 +25,7 @@ pub struct Config {
 
 /// Composition root: health endpoints, then the consumer loop until shutdown.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let health = Health::default();
-    let h = health.clone();
-    let (addr, s) = (config.kafka.health_addr.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        if let Err(e) = h.serve(&addr, s).await {
-            error!(error = %e, "health endpoint failed");
-        }
-    });
+    let health = Health::spawn(&config.kafka.health_addr, &shutdown);
     engine::run(
         &config.kafka,
         episodes::Detector::new(config.policy),
