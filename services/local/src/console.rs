@@ -38,11 +38,13 @@ pub fn render(e: &OfferEvent) -> String {
 
 /// Follows the offers topic from the beginning and prints each event once (by event id).
 pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()> {
+    // A throw-away group that commits nothing: every run shows the channel from the start.
     let consumer: StreamConsumer = kafka
         .group_consumer(
             "shelfguard-local-console",
             &format!("shelfguard-local-console-{}", uuid::Uuid::new_v4()),
         )
+        .set("enable.auto.commit", "false")
         .create()?;
     consumer.subscribe(&[&kafka.topic(topics::FLOOR_OFFERS)])?;
     let mut seen = std::collections::HashSet::new();

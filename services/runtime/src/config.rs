@@ -22,7 +22,7 @@ pub struct KafkaArgs {
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
 
-    /// Consumer group id; defaults to the service name.
+    /// Consumer group id; defaults to the topic prefix followed by the service name.
     #[arg(long, env = "KAFKA_GROUP_ID")]
     pub group_id: Option<String>,
 

@@ -154,7 +154,7 @@ pub async fn run<P: Processor>(
     shutdown: CancellationToken,
 ) -> Result<Stats> {
     let name = processor.name();
-    let group = args.group_id.clone().unwrap_or_else(|| name.to_owned());
+    let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
     let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
     let revoked = Arc::new(Mutex::new(Vec::new()));
     let consumer: StreamConsumer<Ctx> = args

@@ -496,7 +496,7 @@ async fn run_warehouse(
 ) -> Result<()> {
     let consumer: StreamConsumer = world
         .kafka
-        .group_consumer(CLIENT_ID, WAREHOUSE_GROUP)
+        .group_consumer(CLIENT_ID, &world.kafka.topic(WAREHOUSE_GROUP))
         .create()
         .context("creating warehouse consumer")?;
     let topic = world.kafka.topic(topics::WAREHOUSE_REORDER_REQUESTS);
