@@ -209,13 +209,28 @@ pub async fn run<P: Processor>(
             let offset = msg.offset();
             stats.consumed += 1;
             positions.insert((msg.topic().to_owned(), p), offset);
-            if let std::collections::hash_map::Entry::Vacant(slot) = parts.entry(p) {
-                let restored = restore::<P::State>(args, name, &producer, &changelog, p).await?;
-                for (key, s) in &restored.slots {
-                    processor.restored(key, &s.state);
+            if !parts.contains_key(&p) {
+                // Restore this partition and every other assigned one not restored yet, all at
+                // once: each restore is a round trip or two, and a start or a rebalance brings many.
+                let mut missing: BTreeSet<i32> = consumer
+                    .assignment()
+                    .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+                    .unwrap_or_default();
+                missing.insert(p);
+                missing.retain(|q| !parts.contains_key(q));
+                let restores = missing
+                    .iter()
+                    .map(|q| restore::<P::State>(args, name, &producer, &changelog, *q));
+                for (q, restored) in missing
+                    .iter()
+                    .zip(futures::future::try_join_all(restores).await?)
+                {
+                    for (key, s) in &restored.slots {
+                        processor.restored(key, &s.state);
+                    }
+                    parts.insert(*q, restored);
+                    stats.restores += 1;
                 }
-                slot.insert(restored);
-                stats.restores += 1;
             }
             let Some(base) = inputs
                 .iter()
