@@ -166,4 +166,12 @@ mod tests {
         assert!(parse_options("nonsense").is_err());
         assert!(parse_options("").unwrap().0.is_empty());
     }
+
+    #[test]
+    fn tls_and_sasl_settings_are_accepted_by_librdkafka() {
+        let mut args = KafkaArgs::local("broker:9093", "");
+        args.kafka_options = parse_options("security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,sasl.username=u,sasl.password=p").unwrap();
+        let producer: Result<rdkafka::producer::BaseProducer, _> = args.producer("t").create();
+        assert!(producer.is_ok(), "librdkafka refused TLS/SASL settings: {:?}", producer.err());
+    }
 }
