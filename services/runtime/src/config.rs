@@ -15,7 +15,7 @@ pub struct KafkaArgs {
 
     /// Extra librdkafka settings, comma separated `key=value` pairs, passed unchanged
     /// (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512`). Values are never logged.
-    #[arg(long, env = "KAFKA_OPTIONS", default_value = "", value_parser = parse_options)]
+    #[arg(long, env = "KAFKA_OPTIONS", default_value = "", value_parser = parse_options, hide_env_values = true)]
     pub kafka_options: KafkaOptions,
 
     /// Prefix added to every topic name (isolates environments sharing a cluster).
@@ -172,6 +172,10 @@ mod tests {
         let mut args = KafkaArgs::local("broker:9093", "");
         args.kafka_options = parse_options("security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,sasl.username=u,sasl.password=p").unwrap();
         let producer: Result<rdkafka::producer::BaseProducer, _> = args.producer("t").create();
-        assert!(producer.is_ok(), "librdkafka refused TLS/SASL settings: {:?}", producer.err());
+        assert!(
+            producer.is_ok(),
+            "librdkafka refused TLS/SASL settings: {:?}",
+            producer.err()
+        );
     }
 }
