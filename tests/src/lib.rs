@@ -61,6 +61,30 @@ impl Env {
         Ok(())
     }
 
+    /// Publishes `n` product families, each a 14 oz `<prefix><i>-14` and a 28 oz `<prefix><i>-28`
+    /// of the same brand (the bigger one is the substitute); returns the small SKUs.
+    pub async fn publish_families(&self, prefix: &str, n: usize) -> Result<Vec<String>> {
+        let mut small = Vec::new();
+        for i in 0..n {
+            let family = format!("family-{i}");
+            let (s, b) = (format!("{prefix}{i}-14"), format!("{prefix}{i}-28"));
+            self.publish(
+                shelfguard_events::topics::CATALOG_PRODUCTS,
+                &s,
+                &fixtures::product(&s, &family, "Gold", 14.0, 799),
+            )
+            .await?;
+            self.publish(
+                shelfguard_events::topics::CATALOG_PRODUCTS,
+                &b,
+                &fixtures::product(&b, &family, "Gold", 28.0, 1399),
+            )
+            .await?;
+            small.push(s);
+        }
+        Ok(small)
+    }
+
     /// Starts a service as its own process (see `shelfguard-svc`) with dynamic group
     /// membership (the default in production); `env` adds variables.
     pub fn spawn(&self, service: &str, env: &[(&str, &str)]) -> Result<Service> {

@@ -29,23 +29,7 @@ async fn supervise(env: &Env, svc: &mut Service, crashes: &mut u32) -> anyhow::R
 
 async fn run(point: &str) -> anyhow::Result<()> {
     let env = Env::start(&format!("redelivery-{point}")).await?;
-    let skus: Vec<String> = (0..=WAVES).map(|i| format!("F{i}-14")).collect();
-    for (i, sku) in skus.iter().enumerate() {
-        let family = format!("family-{i}");
-        env.publish(
-            CATALOG_PRODUCTS,
-            sku,
-            &product(sku, &family, "Gold", 14.0, 799),
-        )
-        .await?;
-        let big = format!("F{i}-28");
-        env.publish(
-            CATALOG_PRODUCTS,
-            &big,
-            &product(&big, &family, "Gold", 28.0, 1399),
-        )
-        .await?;
-    }
+    let skus = env.publish_families("F", WAVES + 1).await?;
     let crash = |n: u32| format!("{point}:{n}");
     // Static membership (as StatefulSet pods): the restarted process takes its partitions back at
     // once. Without it, tansu 0.6 can leave a group with no owner for the partitions of a member

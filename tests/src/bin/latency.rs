@@ -20,23 +20,7 @@ async fn main() -> Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(25);
     let env = Env::start("latency").await?;
-    let skus: Vec<String> = (0..runs).map(|i| format!("L{i}-14")).collect();
-    for (i, sku) in skus.iter().enumerate() {
-        let family = format!("family-{i}");
-        env.publish(
-            CATALOG_PRODUCTS,
-            sku,
-            &product(sku, &family, "Gold", 14.0, 799),
-        )
-        .await?;
-        let big = sku.replace("-14", "-28");
-        env.publish(
-            CATALOG_PRODUCTS,
-            &big,
-            &product(&big, &family, "Gold", 28.0, 1399),
-        )
-        .await?;
-    }
+    let skus = env.publish_families("L", runs).await?;
     let shutdown = CancellationToken::new();
     let k = env.kafka.clone();
     let inv = shelfguard_inventory::Config {
