@@ -339,7 +339,6 @@ impl Processor for Offers {
                     item.stockout_id = s.stockout_id.clone();
                     item.episode_open = true;
                     item.evidence = o.evidence.clone();
-                    item.opened_at_ms = s.occurred_at_ms;
                     item.offer = None;
                     item.offer_id.clear();
                     self.try_offer(key, item, s.occurred_at_ms, others)

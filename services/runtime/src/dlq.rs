@@ -1,5 +1,8 @@
 //! Dead-letter records: the original bytes with the reason and the source in headers.
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::Message as _;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+
+use crate::engine::Send;
 
 pub const REASON: &str = "dlq.reason";
 pub const SOURCE_TOPIC: &str = "dlq.source.topic";
@@ -38,4 +41,21 @@ pub fn headers(
             key: SERVICE,
             value: Some(service),
         })
+}
+
+/// The dead letter of `msg` for `topic`: its key and bytes unchanged, the reason and source in headers.
+pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Send {
+    Send {
+        topic: topic.to_owned(),
+        partition: None,
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers: Some(headers(
+            service,
+            reason,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+        )),
+    }
 }

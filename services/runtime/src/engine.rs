@@ -67,16 +67,16 @@ impl ConsumerContext for Ctx {
 }
 
 /// One record to publish, already addressed.
-struct Send {
-    topic: String,
-    partition: Option<i32>,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: Option<OwnedHeaders>,
+pub(crate) struct Send {
+    pub(crate) topic: String,
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) headers: Option<OwnedHeaders>,
 }
 
 /// Publishes records in order and waits until the broker acknowledged all of them.
-async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
+pub(crate) async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
     let futures = records.iter().map(|r| {
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
         if let Some(k) = &r.key {
@@ -248,7 +248,7 @@ pub async fn run<P: Processor>(
                 Err(rejected) => {
                     warn!(service = name, topic = msg.topic(), partition = p, offset, reason = %rejected.0, "dead letter");
                     stats.dead_letters += 1;
-                    out.push(dead_letter_of(msg, name, &dead_letter, &rejected.0));
+                    out.push(crate::dlq::record(msg, name, &dead_letter, &rejected.0));
                     continue;
                 }
             };
@@ -271,7 +271,7 @@ pub async fn run<P: Processor>(
                             Err(rejected) => {
                                 warn!(service = name, topic = msg.topic(), partition = p, offset, key, reason = %rejected.0, "dead letter");
                                 stats.dead_letters += 1;
-                                out.push(dead_letter_of(msg, name, &dead_letter, &rejected.0));
+                                out.push(crate::dlq::record(msg, name, &dead_letter, &rejected.0));
                             }
                         }
                         slot.mark(base, offset, &event_id);
@@ -346,23 +346,6 @@ pub async fn run<P: Processor>(
         debug!(error = %e, "final commit (nothing to commit?)");
     }
     Ok(stats)
-}
-
-/// The dead letter of `msg`: its key and bytes unchanged, the reason and source in headers.
-fn dead_letter_of(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Send {
-    Send {
-        topic: topic.to_owned(),
-        partition: None,
-        key: msg.key().map(<[u8]>::to_vec),
-        payload: msg.payload().map(<[u8]>::to_vec),
-        headers: Some(crate::dlq::headers(
-            service,
-            reason,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-        )),
-    }
 }
 
 fn drop_revoked<S>(revoked: &Mutex<Vec<i32>>, parts: &mut Partitions<S>) {

@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -182,18 +181,9 @@ async fn dead(
         reason,
         "dead letter"
     );
-    let headers = crate::dlq::headers(service, reason, m.topic(), m.partition(), m.offset());
-    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
-    if let Some(k) = m.key() {
-        rec = rec.key(k);
-    }
-    if let Some(p) = m.payload() {
-        rec = rec.payload(p);
-    }
-    producer
-        .send(rec, Timeout::After(Duration::from_secs(30)))
+    crate::engine::send_all(producer, vec![crate::dlq::record(m, service, dlq, reason)])
         .await
-        .map_err(|(e, _)| anyhow::anyhow!("dead letter to {dlq}: {e}"))?;
+        .with_context(|| format!("dead letter to {dlq}"))?;
     Ok(())
 }
 

@@ -52,7 +52,7 @@ async fn main() -> Result<()> {
     }
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
     let offers = env.tail(FLOOR_OFFERS)?;
-    // Warm-up: every partition's state restored, every client connected.
+    // Run 1 is cold (state restores, first connections) and is reported apart from the rest.
     let mut samples = Vec::new();
     for (i, sku) in skus.iter().enumerate() {
         env.publish(STORE_SALES, store, &sale(store, sku, 1))
