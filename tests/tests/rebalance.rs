@@ -124,7 +124,7 @@ async fn a_stopped_instance_hands_its_stores_over_with_their_state() -> anyhow::
             Some(Change::Withdrawn(_)) => {
                 withdrawn.insert(e.offer_id.clone());
             }
-            None => {}
+            _ => {}
         }
     }
     assert_eq!(per_stockout.len(), 2 * STORES.len(), "{per_stockout:?}");

@@ -37,12 +37,14 @@ pub const WAREHOUSE_REORDER_REQUESTS: &str = "warehouse.reorder-requests.v1";
 pub const INVENTORY_STOCK_LEVELS: &str = "inventory.stock-levels.v1";
 pub const STOCKOUTS: &str = "stockouts.v1";
 pub const FLOOR_OFFERS: &str = "floor.offers.v1";
+pub const FLOOR_RESPONSES: &str = "floor.responses.v1";
 pub const INVENTORY_STATE: &str = "inventory.state.v1";
 pub const DETECTOR_STATE: &str = "stockout-detector.state.v1";
 pub const OFFERS_STATE: &str = "offer-generator.state.v1";
 pub const INVENTORY_DLQ: &str = "inventory.dead-letter.v1";
 pub const DETECTOR_DLQ: &str = "stockout-detector.dead-letter.v1";
 pub const OFFERS_DLQ: &str = "offer-generator.dead-letter.v1";
+pub const FLOOR_CHANNEL_DLQ: &str = "floor-channel.dead-letter.v1";
 
 const DLQ_VALUE: &str = "original record bytes, unchanged (reason and source in `dlq.*` headers)";
 const STATE_VALUE: &str = "shelfguard.state.v1.Entry";
@@ -71,7 +73,7 @@ pub const ALL: &[TopicSpec] = &[
         name: STORE_STOCK_MOVEMENTS,
         key: "store id",
         value: "shelfguard.store.v1.StockMovement",
-        producer: "store systems (receiving, counts)",
+        producer: "store systems (receiving, counts, shrink)",
         consumers: "inventory",
         cleanup: Cleanup::Delete { retention_days: 7 },
         store_partitioned: true,
@@ -117,7 +119,16 @@ pub const ALL: &[TopicSpec] = &[
         key: "store id",
         value: "shelfguard.floor.v1.OfferEvent",
         producer: "offer-generator",
-        consumers: "floor staff channel, store systems",
+        consumers: "floor-channel, inventory (redemptions), store systems, dashboards",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: FLOOR_RESPONSES,
+        key: "store id",
+        value: "shelfguard.floor.v1.StaffResponse",
+        producer: "floor-channel (console, API), store systems (tills)",
+        consumers: "offer-generator",
         cleanup: Cleanup::Delete { retention_days: 30 },
         store_partitioned: true,
     },
@@ -171,6 +182,15 @@ pub const ALL: &[TopicSpec] = &[
         key: "source key",
         value: DLQ_VALUE,
         producer: "offer-generator",
+        consumers: "operators",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: false,
+    },
+    TopicSpec {
+        name: FLOOR_CHANNEL_DLQ,
+        key: "source key",
+        value: DLQ_VALUE,
+        producer: "floor-channel (bad records, webhooks given up)",
         consumers: "operators",
         cleanup: Cleanup::Delete { retention_days: 30 },
         store_partitioned: false,

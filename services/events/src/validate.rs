@@ -85,6 +85,9 @@ pub fn movement(bytes: &[u8]) -> Result<store::StockMovement, String> {
         Ok(store::MovementKind::Receipt) if m.quantity <= 0 => {
             Err(format!("receipt quantity must be > 0, got {}", m.quantity))
         }
+        Ok(store::MovementKind::Shrink) if m.quantity <= 0 => {
+            Err(format!("shrink quantity must be > 0, got {}", m.quantity))
+        }
         Ok(store::MovementKind::Count) if m.quantity < 0 => {
             Err(format!("count must be >= 0, got {}", m.quantity))
         }
@@ -137,7 +140,36 @@ pub fn offer_event(bytes: &[u8]) -> Result<floor::OfferEvent, String> {
     let o: floor::OfferEvent = decode("floor.v1.OfferEvent", bytes)?;
     envelope(&o.event_id, o.occurred_at_ms)?;
     id("store_id", &o.store_id)?;
+    if o.offer_id.is_empty() {
+        return Err("missing offer_id".into());
+    }
+    if o.change.is_none() {
+        return Err("offer event without change".into());
+    }
+    if let Some(floor::offer_event::Change::Redeemed(r)) = &o.change {
+        id("redeemed.substitute_sku", &r.substitute_sku)?;
+        if r.quantity <= 0 {
+            return Err(format!("redeemed.quantity must be > 0, got {}", r.quantity));
+        }
+    }
     Ok(o)
+}
+
+pub fn staff_response(bytes: &[u8]) -> Result<floor::StaffResponse, String> {
+    let r: floor::StaffResponse = decode("floor.v1.StaffResponse", bytes)?;
+    envelope(&r.event_id, r.occurred_at_ms)?;
+    id("store_id", &r.store_id)?;
+    id("sku", &r.sku)?;
+    if r.offer_id.is_empty() {
+        return Err("missing offer_id".into());
+    }
+    match floor::Answer::try_from(r.answer) {
+        Ok(floor::Answer::Decline) if r.reason.trim().is_empty() => {
+            Err("a decline needs a reason".into())
+        }
+        Ok(floor::Answer::Unspecified) | Err(_) => Err(format!("unknown answer {}", r.answer)),
+        Ok(_) => Ok(r),
+    }
 }
 
 #[cfg(test)]

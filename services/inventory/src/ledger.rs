@@ -278,6 +278,7 @@ impl Processor for Ledger {
             open_reorder_id: item.open_reorder_id.clone(),
             last_reorder: item.last_reorder.clone(),
             failed_reorders_7d: item.failures_ms.len() as i32,
+            ..Default::default()
         };
         out.push(Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level));
         Ok(out)

@@ -32,6 +32,25 @@ pub fn render(e: &OfferEvent) -> String {
             "WITHDRAWN {} | offer {} | {}",
             e.store_id, e.offer_id, w.reason
         ),
+        Some(Change::Accepted(a)) => {
+            format!("ACCEPTED {} | offer {} | by {}", e.store_id, e.offer_id, a.by)
+        }
+        Some(Change::Declined(d)) => format!(
+            "DECLINED {} | offer {} | {} (by {})",
+            e.store_id, e.offer_id, d.reason, d.by
+        ),
+        Some(Change::Redeemed(r)) => format!(
+            "REDEEMED {} | offer {} | {} x{} given (gift {:.2})",
+            e.store_id,
+            e.offer_id,
+            r.substitute_sku,
+            r.quantity,
+            r.gesture_value_cents as f64 / 100.0
+        ),
+        Some(Change::Expired(_)) => format!("EXPIRED {} | offer {}", e.store_id, e.offer_id),
+        Some(Change::NotOffered(n)) => {
+            format!("NO OFFER {} | {} | {}", e.store_id, e.stockout_id, n.reason)
+        }
         None => format!("? {}", e.event_id),
     }
 }

@@ -131,6 +131,7 @@ impl Offers {
                     store_id: store.to_owned(),
                     offer_id,
                     stockout_id: item.stockout_id.clone(),
+                    sku: sku.to_owned(),
                     change: Some(offer_event::Change::Issued(Issued { offer: Some(offer) })),
                 };
                 vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
@@ -251,6 +252,8 @@ pub fn compose(
         redemption_code: code,
         expires_at_ms: now + policy.offer_ttl_minutes * 60_000,
         complements,
+        failed_reorders: evidence.failed_reorders_7d,
+        suspected: false,
     })
 }
 
@@ -356,6 +359,7 @@ impl Processor for Offers {
                                 store_id: store.to_owned(),
                                 offer_id: item.offer_id.clone(),
                                 stockout_id: s.stockout_id.clone(),
+                                sku: s.sku.clone(),
                                 change: Some(offer_event::Change::Withdrawn(Withdrawn {
                                     reason: format!("stockout over: {}", c.reason),
                                 })),

@@ -64,7 +64,10 @@ pub fn decide(
                     last_failure_reason: last.failure_reason,
                     last_reorder_id: last.reorder_id,
                     expected_restock_at_ms: last.expected_at_ms,
+                    ..Default::default()
                 }),
+                kind: shelfguard_events::stockout::Kind::Confirmed as i32,
+                ..Default::default()
             }),
         ))
     } else if !item.open_stockout_id.is_empty() && !empty {

@@ -68,6 +68,7 @@ fn opened(failed: i32) -> Event {
                 last_failure_reason: "supplier out of stock".into(),
                 ..Default::default()
             }),
+            ..Default::default()
         })),
     })
 }
