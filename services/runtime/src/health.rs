@@ -1,4 +1,5 @@
-//! `/healthz` (alive) and `/readyz` (consuming, state restorable) over plain HTTP/1.1.
+//! `/healthz` (alive), `/readyz` (consuming, state restored) and `/metrics` (Prometheus text)
+//! over plain HTTP/1.1.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -55,14 +56,19 @@ impl Health {
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]);
                 let path = req.split_whitespace().nth(1).unwrap_or("/");
-                let (status, body) = match path {
-                    "/healthz" => ("200 OK", "ok"),
-                    "/readyz" if ready => ("200 OK", "ready"),
-                    "/readyz" => ("503 Service Unavailable", "not ready"),
-                    _ => ("404 Not Found", "not found"),
+                let (status, ctype, body) = match path {
+                    "/healthz" => ("200 OK", "text/plain", "ok".to_owned()),
+                    "/readyz" if ready => ("200 OK", "text/plain", "ready".to_owned()),
+                    "/readyz" => ("503 Service Unavailable", "text/plain", "not ready".to_owned()),
+                    "/metrics" => (
+                        "200 OK",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        crate::metrics::render(),
+                    ),
+                    _ => ("404 Not Found", "text/plain", "not found".to_owned()),
                 };
                 let resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;

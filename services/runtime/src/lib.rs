@@ -10,6 +10,7 @@ pub mod config;
 pub mod dlq;
 pub mod engine;
 pub mod health;
+pub mod metrics;
 pub mod processor;
 pub mod shutdown;
 pub mod state;
