@@ -132,6 +132,8 @@ impl Offers {
                     offer_id,
                     stockout_id: item.stockout_id.clone(),
                     sku: sku.to_owned(),
+                    budget_cents: 0,
+                    budget_committed_cents: 0,
                     change: Some(offer_event::Change::Issued(Issued { offer: Some(offer) })),
                 };
                 vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
@@ -360,6 +362,8 @@ impl Processor for Offers {
                                 offer_id: item.offer_id.clone(),
                                 stockout_id: s.stockout_id.clone(),
                                 sku: s.sku.clone(),
+                                budget_cents: 0,
+                                budget_committed_cents: 0,
                                 change: Some(offer_event::Change::Withdrawn(Withdrawn {
                                     reason: format!("stockout over: {}", c.reason),
                                 })),
