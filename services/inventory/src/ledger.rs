@@ -1,9 +1,10 @@
 //! The stock ledger and the reorder policy: events in, records out, no I/O.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use clap::Args;
 use shelfguard_events::catalog::Product;
-use shelfguard_events::inventory::{ReorderState, StockLevel};
+use shelfguard_events::floor::{OfferEvent, offer_event};
+use shelfguard_events::inventory::{Cause, ReorderState, StockLevel};
 use shelfguard_events::state::InventoryItem;
 use shelfguard_events::store::{MovementKind, Sale, StockMovement};
 use shelfguard_events::topics;
@@ -15,6 +16,8 @@ use shelfguard_runtime::{Output, Processor, Rejected};
 
 pub const SERVICE: &str = "inventory";
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Failed reorders kept as evidence per (store, SKU).
+const MAX_RECENT_FAILURES: usize = 8;
 
 /// Reorder policy defaults, used when the catalogue has none for a SKU.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +53,10 @@ pub enum Event {
     },
     Movement(StockMovement),
     Outcome(ReorderOutcome),
+    /// An offer redeemed at the till: the substitute left the store as a gesture.
+    GiveAway(OfferEvent),
+    /// Another step of an offer's lifecycle: nothing for the ledger.
+    OtherOfferStep(OfferEvent),
 }
 
 impl Event {
@@ -58,6 +65,30 @@ impl Event {
             Event::Sale { sale, .. } => sale.occurred_at_ms,
             Event::Movement(m) => m.occurred_at_ms,
             Event::Outcome(o) => o.occurred_at_ms,
+            Event::GiveAway(e) | Event::OtherOfferStep(e) => e.occurred_at_ms,
+        }
+    }
+
+    fn store_id(&self) -> &str {
+        match self {
+            Event::Sale { sale, .. } => &sale.store_id,
+            Event::Movement(m) => &m.store_id,
+            Event::Outcome(o) => &o.store_id,
+            Event::GiveAway(e) | Event::OtherOfferStep(e) => &e.store_id,
+        }
+    }
+
+    /// The SKUs this event moves itself (not the ones a timer adds).
+    fn own_skus(&self) -> Vec<&str> {
+        match self {
+            Event::Sale { units, .. } => units.keys().map(String::as_str).collect(),
+            Event::Movement(m) => vec![&m.sku],
+            Event::Outcome(o) => vec![&o.sku],
+            Event::GiveAway(e) => match &e.change {
+                Some(offer_event::Change::Redeemed(r)) => vec![&r.substitute_sku],
+                _ => vec![],
+            },
+            Event::OtherOfferStep(_) => vec![],
         }
     }
 }
@@ -65,11 +96,45 @@ impl Event {
 pub struct Ledger {
     policy: Policy,
     catalog: Table<Product>,
+    /// Reorders waiting out their back-off, by store: (due time, SKU). Any later event of the
+    /// store also visits the keys that are due, so a retry goes out without waiting for that
+    /// SKU's next sale. An index over the state, rebuilt on restore; a stale entry costs a look.
+    retries: HashMap<String, BTreeSet<(i64, String)>>,
 }
 
 impl Ledger {
     pub fn new(policy: Policy, catalog: Table<Product>) -> Self {
-        Self { policy, catalog }
+        Self {
+            policy,
+            catalog,
+            retries: HashMap::new(),
+        }
+    }
+
+    /// When a retry of `item` is due: none open, stock at or below the reorder point, and a
+    /// failure whose back-off runs out at the returned time.
+    fn retry_due(&self, sku: &str, item: &InventoryItem) -> Option<i64> {
+        let (reorder_point, _) = self.levels(sku);
+        if !item.open_reorder_id.is_empty() || item.on_hand > reorder_point {
+            return None;
+        }
+        item.failures_ms
+            .last()
+            .map(|t| t + self.policy.reorder_retry_after_secs * 1000)
+    }
+
+    /// Keeps `retries` in step with one key's state.
+    fn index(&mut self, key: &str, item: &InventoryItem) {
+        let (store, sku) = split_key(key);
+        let due = self.retry_due(sku, item);
+        let set = self.retries.entry(store.to_owned()).or_default();
+        set.retain(|(_, s)| s != sku);
+        if let Some(t) = due {
+            set.insert((t, sku.to_owned()));
+        }
+        if set.is_empty() {
+            self.retries.remove(store);
+        }
     }
 
     fn known(&self, sku: &str) -> Result<(), Rejected> {
@@ -132,6 +197,9 @@ impl Ledger {
 }
 
 /// Takes `units` out of stock; what the books did not have becomes unaccounted.
+///
+/// Invariant (property-tested): `on_hand - unaccounted` is the last count plus every signed
+/// movement since, and neither ever goes below zero.
 fn sell(item: &mut InventoryItem, units: i32) {
     let left = item.on_hand - units;
     if left < 0 {
@@ -142,16 +210,33 @@ fn sell(item: &mut InventoryItem, units: i32) {
     }
 }
 
-fn move_stock(item: &mut InventoryItem, m: &StockMovement) {
+/// Applies a movement; returns its cause and, for a count, counted minus the books.
+fn move_stock(item: &mut InventoryItem, m: &StockMovement) -> (Cause, i32) {
     match MovementKind::try_from(m.kind) {
-        Ok(MovementKind::Receipt) => item.on_hand += m.quantity,
-        Ok(MovementKind::Adjustment) if m.quantity < 0 => sell(item, -m.quantity),
-        Ok(MovementKind::Adjustment) => item.on_hand += m.quantity,
+        Ok(MovementKind::Receipt) => {
+            item.on_hand += m.quantity;
+            (Cause::Receipt, 0)
+        }
+        Ok(MovementKind::Adjustment) if m.quantity < 0 => {
+            sell(item, -m.quantity);
+            (Cause::Adjustment, 0)
+        }
+        Ok(MovementKind::Adjustment) => {
+            item.on_hand += m.quantity;
+            (Cause::Adjustment, 0)
+        }
+        Ok(MovementKind::Shrink) => {
+            sell(item, m.quantity);
+            (Cause::Shrink, 0)
+        }
         Ok(MovementKind::Count) => {
+            let books = item.on_hand - item.unaccounted;
             item.on_hand = m.quantity;
             item.unaccounted = 0;
+            (Cause::Count, m.quantity - books)
         }
-        _ => {}
+        // Refused by validation before it gets here.
+        Ok(MovementKind::Unspecified) | Err(_) => (Cause::Unspecified, 0),
     }
 }
 
@@ -180,6 +265,9 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Re
     });
     if o.status == OutcomeStatus::Failed as i32 {
         item.failures_ms.push(o.occurred_at_ms);
+        item.recent_failures.extend(item.last_reorder.clone());
+        let excess = item.recent_failures.len().saturating_sub(MAX_RECENT_FAILURES);
+        item.recent_failures.drain(..excess);
     }
     Ok(())
 }
@@ -196,6 +284,7 @@ impl Processor for Ledger {
             topics::STORE_SALES,
             topics::STORE_STOCK_MOVEMENTS,
             topics::WAREHOUSE_REORDER_OUTCOMES,
+            topics::FLOOR_OFFERS,
         ]
     }
     fn changelog(&self) -> &'static str {
@@ -226,6 +315,16 @@ impl Processor for Ledger {
                 self.known(&o.sku)?;
                 Ok(Event::Outcome(o))
             }
+            topics::FLOOR_OFFERS => {
+                let e = validate::offer_event(payload)?;
+                match &e.change {
+                    Some(offer_event::Change::Redeemed(r)) => {
+                        self.known(&r.substitute_sku)?;
+                        Ok(Event::GiveAway(e))
+                    }
+                    _ => Ok(Event::OtherOfferStep(e)),
+                }
+            }
             other => Err(Rejected(format!("not an input of inventory: {other}"))),
         }
     }
@@ -235,18 +334,34 @@ impl Processor for Ledger {
             Event::Sale { sale, .. } => &sale.event_id,
             Event::Movement(m) => &m.event_id,
             Event::Outcome(o) => &o.event_id,
+            Event::GiveAway(e) | Event::OtherOfferStep(e) => &e.event_id,
         }
     }
 
+    /// The SKUs the event moves, then the store's SKUs whose reorder retry is due by now.
     fn keys(&self, event: &Event) -> Vec<String> {
-        match event {
-            Event::Sale { sale, units } => units
-                .keys()
-                .map(|sku| validate::key(&sale.store_id, sku))
-                .collect(),
-            Event::Movement(m) => vec![validate::key(&m.store_id, &m.sku)],
-            Event::Outcome(o) => vec![validate::key(&o.store_id, &o.sku)],
+        if let Event::OtherOfferStep(_) = event {
+            return Vec::new();
         }
+        let store = event.store_id();
+        let own = event.own_skus();
+        let now = event.occurred_at_ms();
+        let due = self
+            .retries
+            .get(store)
+            .into_iter()
+            .flat_map(|set| set.iter().take_while(|(t, _)| *t <= now))
+            .map(|(_, sku)| sku.as_str())
+            .filter(|sku| !own.contains(sku));
+        own.iter()
+            .copied()
+            .chain(due)
+            .map(|sku| validate::key(store, sku))
+            .collect()
+    }
+
+    fn restored(&mut self, key: &str, item: &InventoryItem) {
+        self.index(key, item);
     }
 
     fn apply(
@@ -258,16 +373,43 @@ impl Processor for Ledger {
     ) -> Result<Vec<Output>, Rejected> {
         let (store, sku) = split_key(key);
         let now = event.occurred_at_ms();
-        match event {
-            Event::Sale { units, .. } => sell(item, units.get(sku).copied().unwrap_or(0)),
-            Event::Movement(m) => move_stock(item, m),
-            Event::Outcome(o) => record_outcome(item, o)?,
-        }
+        let own = event.own_skus().contains(&sku);
+        let (cause, sold, discrepancy) = match event {
+            _ if !own => (Cause::ReorderRequested, 0, 0),
+            Event::Sale { units, .. } => {
+                let n = units.get(sku).copied().unwrap_or(0);
+                sell(item, n);
+                (Cause::Sale, n, 0)
+            }
+            Event::Movement(m) => {
+                let (c, d) = move_stock(item, m);
+                (c, 0, d)
+            }
+            Event::Outcome(o) => {
+                record_outcome(item, o)?;
+                (Cause::ReorderOutcome, 0, 0)
+            }
+            Event::GiveAway(e) => {
+                if let Some(offer_event::Change::Redeemed(r)) = &e.change {
+                    sell(item, r.quantity);
+                }
+                (Cause::Giveaway, 0, 0)
+            }
+            Event::OtherOfferStep(_) => (Cause::Unspecified, 0, 0),
+        };
         item.failures_ms.retain(|t| now - t < WEEK_MS);
+        item.recent_failures
+            .retain(|f| now - f.decided_at_ms < WEEK_MS);
         let mut out = Vec::new();
-        if let Some(req) = self.maybe_reorder(store, sku, item, now) {
+        let reorder = self.maybe_reorder(store, sku, item, now);
+        self.index(key, item);
+        if let Some(req) = reorder {
             out.push(Output::new(topics::WAREHOUSE_REORDER_REQUESTS, store, &req));
+        } else if !own {
+            // A visit for a retry that is not due after all (e.g. stock came back): no change.
+            return Ok(out);
         }
+        let (reorder_point, _) = self.levels(sku);
         let level = StockLevel {
             event_id: format!("sl:{}:{sku}", self.event_id(event)),
             occurred_at_ms: now,
@@ -278,7 +420,11 @@ impl Processor for Ledger {
             open_reorder_id: item.open_reorder_id.clone(),
             last_reorder: item.last_reorder.clone(),
             failed_reorders_7d: item.failures_ms.len() as i32,
-            ..Default::default()
+            cause: cause as i32,
+            sold,
+            count_discrepancy: discrepancy,
+            recent_failures: item.recent_failures.clone(),
+            reorder_point,
         };
         out.push(Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level));
         Ok(out)

@@ -284,3 +284,162 @@ fn an_outcome_for_a_reorder_that_is_not_open_is_refused_and_changes_nothing() {
     );
     assert_eq!(item.failures_ms.len(), 1);
 }
+
+fn redeemed(at: i64, sub: &str, q: i32) -> Event {
+    let e = OfferEvent {
+        event_id: format!("S1/OIL-14/S1/offer:redeemed{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        offer_id: "S1/OIL-14/S1/offer".into(),
+        sku: "OIL-14".into(),
+        change: Some(offer_event::Change::Redeemed(
+            shelfguard_events::floor::Redeemed {
+                substitute_sku: sub.into(),
+                quantity: q,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    ledger()
+        .decode(topics::FLOOR_OFFERS, &e.encode_to_vec())
+        .unwrap()
+}
+
+#[test]
+fn shrink_and_counts_are_ledger_entries_with_their_cause() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 10, T0));
+    assert_eq!(level.cause, Cause::Count as i32);
+    assert_eq!(level.count_discrepancy, 10, "first count: the books held 0");
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Shrink, 3, T0 + 1));
+    assert_eq!((level.on_hand, level.cause), (7, Cause::Shrink as i32));
+    let (_, level) = run(&mut l, &mut item, &sale("s1", T0 + 2, "OIL-14", 9));
+    assert_eq!((level.on_hand, level.unaccounted), (0, 2));
+    assert_eq!((level.cause, level.sold), (Cause::Sale as i32, 9));
+    // The books say -2; a count of 1 finds 3 more than that.
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 1, T0 + 3));
+    assert_eq!((level.on_hand, level.unaccounted), (1, 0));
+    assert_eq!(level.count_discrepancy, 3);
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 0, T0 + 4));
+    assert_eq!(level.count_discrepancy, -1, "a missing unit is a negative discrepancy");
+}
+
+#[test]
+fn a_redeemed_offer_takes_the_substitute_out_as_a_give_away() {
+    let mut l = ledger();
+    let e = redeemed(T0, "OIL-14", 1);
+    assert_eq!(l.keys(&e), vec!["S1/OIL-14".to_owned()]);
+    let mut item = InventoryItem {
+        on_hand: 9,
+        ..Default::default()
+    };
+    let (_, level) = run(&mut l, &mut item, &e);
+    assert_eq!((level.on_hand, level.cause), (8, Cause::Giveaway as i32));
+    // Every other lifecycle step is read and ignored: no key, no dead letter.
+    let accepted = OfferEvent {
+        event_id: "x:accepted".into(),
+        occurred_at_ms: T0,
+        store_id: "S1".into(),
+        offer_id: "x".into(),
+        change: Some(offer_event::Change::Accepted(Default::default())),
+        ..Default::default()
+    };
+    let e = l
+        .decode(topics::FLOOR_OFFERS, &accepted.encode_to_vec())
+        .unwrap();
+    assert!(l.keys(&e).is_empty());
+    // A redemption of an unknown product is refused.
+    let bad = OfferEvent {
+        change: Some(offer_event::Change::Redeemed(
+            shelfguard_events::floor::Redeemed {
+                substitute_sku: "NOPE".into(),
+                quantity: 1,
+                ..Default::default()
+            },
+        )),
+        ..accepted
+    };
+    assert!(l.decode(topics::FLOOR_OFFERS, &bad.encode_to_vec()).is_err());
+}
+
+#[test]
+fn a_due_retry_goes_out_on_any_later_event_of_the_store() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    run(&mut l, &mut item, &movement(MovementKind::Count, 0, T0));
+    run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + MIN),
+    );
+    let socks = sale("s1", T0 + 2 * MIN, "SOCKS", 1);
+    assert_eq!(l.keys(&socks), vec!["S1/SOCKS".to_owned()], "not due yet");
+    let socks = sale("s2", T0 + 11 * MIN, "SOCKS", 1);
+    assert_eq!(
+        l.keys(&socks),
+        vec!["S1/SOCKS".to_owned(), "S1/OIL-14".to_owned()],
+        "the back-off ran out: the oil key is visited too"
+    );
+    let (reqs, level) = run(&mut l, &mut item, &socks);
+    assert_eq!(reqs[0].reorder_id, "S1/OIL-14/R2");
+    assert_eq!(level.cause, Cause::ReorderRequested as i32);
+    assert_eq!(level.recent_failures.len(), 1);
+    assert_eq!(level.recent_failures[0].reorder_id, "S1/OIL-14/R1");
+    let later = sale("s3", T0 + 30 * MIN, "SOCKS", 1);
+    assert_eq!(l.keys(&later), vec!["S1/SOCKS".to_owned()], "retry sent: no longer due");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Sale(i32),
+        Receipt(i32),
+        Adjust(i32),
+        Shrink(i32),
+        Count(i32),
+        GiveAway(i32),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1..6i32).prop_map(Step::Sale),
+            (1..30i32).prop_map(Step::Receipt),
+            (-8..8i32).prop_map(Step::Adjust),
+            (1..5i32).prop_map(Step::Shrink),
+            (0..40i32).prop_map(Step::Count),
+            (1..3i32).prop_map(Step::GiveAway),
+        ]
+    }
+
+    proptest! {
+        /// On-hand minus unaccounted is the last count plus every movement since; what is
+        /// published never goes below zero.
+        #[test]
+        fn on_hand_is_the_sum_of_movements_since_the_last_count(
+            steps in proptest::collection::vec(step(), 1..60)
+        ) {
+            let mut l = ledger();
+            let mut item = InventoryItem::default();
+            let mut expected = 0i32;
+            for (i, s) in steps.iter().enumerate() {
+                let at = T0 + i as i64 * MIN;
+                let e = match *s {
+                    Step::Sale(q) => { expected -= q; sale(&format!("s{i}"), at, "OIL-14", q) }
+                    Step::Receipt(q) => { expected += q; movement(MovementKind::Receipt, q, at) }
+                    Step::Adjust(q) => { expected += q; movement(MovementKind::Adjustment, q, at) }
+                    Step::Shrink(q) => { expected -= q; movement(MovementKind::Shrink, q, at) }
+                    Step::Count(q) => { expected = q; movement(MovementKind::Count, q, at) }
+                    Step::GiveAway(q) => { expected -= q; redeemed(at, "OIL-14", q) }
+                };
+                let (_, level) = run(&mut l, &mut item, &e);
+                prop_assert!(level.on_hand >= 0 && level.unaccounted >= 0);
+                prop_assert_eq!(level.on_hand - level.unaccounted, expected);
+            }
+        }
+    }
+}
