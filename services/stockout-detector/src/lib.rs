@@ -1,5 +1,6 @@
 //! stockout-detector: opens a stockout episode when the shelf is empty and replenishment
-//! is blocked, and closes it when stock returns.
+//! is blocked (confirmed), or when the books show stock but sales stopped far longer than the
+//! learned sales rate explains (suspected, a phantom stockout); closes it when it is over.
 //!
 //! `episodes` holds every business rule (pure); this file only wires it to Kafka.
 pub mod episodes;
