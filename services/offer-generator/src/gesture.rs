@@ -10,24 +10,25 @@ pub struct GesturePolicy {
     pub max_gesture_cents: i64,
 }
 
-/// The gesture and its value to the customer (what the store gives away), or why none fits.
-pub fn choose(
+/// The gestures the policy allows for this stockout, most generous first, with their value
+/// (what the store gives away): free after repeated failures (never for a suspected stockout,
+/// which may be a misplaced product), else the substitute at the original's price. Gestures
+/// over the per-offer cap are left out.
+pub fn options(
     p: GesturePolicy,
     failed_reorders: i32,
+    suspected: bool,
     original_cents: i64,
     substitute_cents: i64,
-) -> Result<(Gesture, i64), String> {
+) -> Vec<(Gesture, i64)> {
     let at_original = (substitute_cents - original_cents).max(0);
-    if failed_reorders >= p.free_after_failures && substitute_cents <= p.max_gesture_cents {
-        Ok((Gesture::Free, substitute_cents))
-    } else if at_original <= p.max_gesture_cents {
-        Ok((Gesture::AtOriginalPrice, at_original))
-    } else {
-        Err(format!(
-            "gesture of {at_original} cents exceeds the cap of {} cents",
-            p.max_gesture_cents
-        ))
+    let mut v = Vec::new();
+    if failed_reorders >= p.free_after_failures && !suspected {
+        v.push((Gesture::Free, substitute_cents));
     }
+    v.push((Gesture::AtOriginalPrice, at_original));
+    v.retain(|(_, value)| *value <= p.max_gesture_cents);
+    v
 }
 
 #[cfg(test)]
@@ -40,13 +41,21 @@ mod tests {
             free_after_failures: 3,
             max_gesture_cents: 1500,
         };
-        assert_eq!(choose(p, 3, 799, 1399), Ok((Gesture::Free, 1399)));
-        assert_eq!(choose(p, 2, 799, 1399), Ok((Gesture::AtOriginalPrice, 600)));
         assert_eq!(
-            choose(p, 5, 799, 1999),
-            Ok((Gesture::AtOriginalPrice, 1200)),
+            options(p, 3, false, 799, 1399),
+            [(Gesture::Free, 1399), (Gesture::AtOriginalPrice, 600)]
+        );
+        assert_eq!(options(p, 2, false, 799, 1399), [(Gesture::AtOriginalPrice, 600)]);
+        assert_eq!(
+            options(p, 3, true, 799, 1399),
+            [(Gesture::AtOriginalPrice, 600)],
+            "a suspected stockout never gets a free gesture"
+        );
+        assert_eq!(
+            options(p, 5, false, 799, 1999),
+            [(Gesture::AtOriginalPrice, 1200)],
             "free would exceed the cap"
         );
-        assert!(choose(p, 1, 100, 5000).is_err());
+        assert!(options(p, 1, false, 100, 5000).is_empty());
     }
 }

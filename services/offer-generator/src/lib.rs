@@ -1,8 +1,13 @@
 //! offer-generator: answers an opened stockout with an offer for the floor staff
-//! (a better product the store has, and a gesture), and withdraws it when the stockout closes.
+//! (a better product the store has, and a gesture), follows it to its end (accepted, declined,
+//! redeemed, expired, withdrawn), within the store's daily gesture budget.
 //!
 //! Business rules, each in its own module (pure): `substitute` (which product to give),
-//! `gesture` (what the customer pays), `lifecycle` (one offer per episode, issue and withdraw).
+//! `gesture` (what the customer pays), `budget` (what a store may give away per day),
+//! `complements` (what sells together, learned from baskets), `lifecycle` (one live offer per
+//! episode, from issue to its end).
+pub mod budget;
+pub mod complements;
 pub mod gesture;
 pub mod lifecycle;
 pub mod substitute;

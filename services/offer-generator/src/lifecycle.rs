@@ -1,13 +1,26 @@
-//! One offer per stockout episode: issue it when the episode opens, withdraw it when it closes.
+//! The offer lifecycle: one live offer per stockout episode, from issue to its end.
+//!
+//! - An opened episode gets an offer when a substitute qualifies and the store's budget allows
+//!   a gesture; otherwise a `NotOffered` record says why, and the episode waits: a stock change
+//!   of a product of its family tries again.
+//! - Staff answers (`floor.responses.v1`) accept, decline or redeem the live offer. A redeemed
+//!   offer's gesture stays spent; any other end releases it.
+//! - The offer is withdrawn when the episode closes or the substitute runs out (then another
+//!   substitute is tried), and expires after `OFFER_TTL_MINUTES`.
+//!
+//! Time is the events' own: an expiry falls due on the next event of the store (see `keys`).
 use std::collections::{BTreeSet, HashMap};
 
 use clap::Args;
 use shelfguard_events::catalog::Product;
 use shelfguard_events::floor::{
-    Gesture, Issued, Offer, OfferEvent, ProductRef, Withdrawn, offer_event,
+    Accepted, Answer, Declined, Expired, Gesture, Issued, NotOffered, Offer, OfferEvent,
+    ProductRef, Redeemed, StaffResponse, Withdrawn, not_offered, offer_event,
 };
+use shelfguard_events::inventory::StockLevel;
 use shelfguard_events::state::OfferItem;
-use shelfguard_events::stockout::{Evidence, StockoutEvent, stockout_event::Change};
+use shelfguard_events::stockout::{Evidence, Kind, StockoutEvent, stockout_event::Change};
+use shelfguard_events::store::Sale;
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_runtime::processor::View;
@@ -16,7 +29,7 @@ use shelfguard_runtime::{Output, Processor, Rejected};
 use tracing::info;
 
 use crate::gesture::{self, GesturePolicy};
-use crate::substitute;
+use crate::{budget, complements, substitute};
 
 pub const SERVICE: &str = "offer-generator";
 
@@ -34,6 +47,18 @@ pub struct Policy {
     /// How long an offer stays valid, in minutes.
     #[arg(long, env = "OFFER_TTL_MINUTES", default_value_t = 240)]
     pub offer_ttl_minutes: i64,
+    /// What a store's offers may give away per UTC day, in cents.
+    #[arg(long, env = "STORE_DAILY_BUDGET_CENTS", default_value_t = 5000)]
+    pub store_daily_budget_cents: i64,
+    /// Per-store budgets overriding the default: `S-001=8000,S-002=3000`.
+    #[arg(long, env = "STORE_BUDGETS", default_value = "")]
+    pub store_budgets: String,
+    /// A complement needs at least this many (decayed) baskets together with the product.
+    #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = 3.0)]
+    pub complement_min_support: f64,
+    /// Half-life of the basket counts behind complements, in days.
+    #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = 14.0)]
+    pub complement_half_life_days: f64,
 }
 
 impl Default for Policy {
@@ -43,7 +68,20 @@ impl Default for Policy {
             free_after_failures: 3,
             max_gesture_cents: 2000,
             offer_ttl_minutes: 240,
+            store_daily_budget_cents: 5000,
+            store_budgets: String::new(),
+            complement_min_support: 3.0,
+            complement_half_life_days: 14.0,
         }
+    }
+}
+
+impl Policy {
+    fn tau_ms(&self) -> f64 {
+        self.complement_half_life_days.max(0.01) * 24.0 * 3_600_000.0 / std::f64::consts::LN_2
+    }
+    pub fn budget_of(&self, store: &str) -> i64 {
+        budget::of_store(self.store_daily_budget_cents, &self.store_budgets, store)
     }
 }
 
@@ -51,16 +89,79 @@ impl Default for Policy {
 #[derive(Debug)]
 pub enum Event {
     Stockout(StockoutEvent),
-    Level(shelfguard_events::inventory::StockLevel),
+    Level(StockLevel),
+    /// A POS basket, for learning complements (SKUs de-duplicated, unknown ones left out).
+    Sale(Sale, Vec<String>),
+    Response(StaffResponse),
+}
+
+impl Event {
+    fn occurred_at_ms(&self) -> i64 {
+        match self {
+            Event::Stockout(s) => s.occurred_at_ms,
+            Event::Level(l) => l.occurred_at_ms,
+            Event::Sale(s, _) => s.occurred_at_ms,
+            Event::Response(r) => r.occurred_at_ms,
+        }
+    }
+    fn store_id(&self) -> &str {
+        match self {
+            Event::Stockout(s) => &s.store_id,
+            Event::Level(l) => &l.store_id,
+            Event::Sale(s, _) => &s.store_id,
+            Event::Response(r) => &r.store_id,
+        }
+    }
+}
+
+/// Why an open episode has no offer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoOffer {
+    pub cause: not_offered::Cause,
+    pub reason: String,
+}
+
+/// What the composition needs to know about the store at this moment.
+pub struct Shelf<'a> {
+    /// On-hand of a SKU in this store.
+    pub on_hand: &'a dyn Fn(&str) -> i32,
+    /// Budget of the store for the day, and what is committed already.
+    pub budget_cents: i64,
+    pub committed_cents: i64,
+    /// Learned complement candidates (SKU, lift) of a SKU in this store.
+    pub complements: &'a dyn Fn(&str) -> Vec<(String, f64)>,
 }
 
 pub struct Offers {
     policy: Policy,
     catalog: Table<Product>,
     /// Open episodes still without an offer, by `store/family`: a stock change of a product of
-    /// that family in that store is also applied to them (a substitute may now qualify). An index
-    /// over the state, rebuilt on restore; a stale entry costs one look, nothing more.
+    /// that family in that store is also applied to them (a substitute may now qualify).
     waiting: HashMap<String, BTreeSet<String>>,
+    /// Keys with a live offer, by `store/substitute SKU`: a stock change of the substitute is
+    /// also applied to them (it may have run out).
+    by_substitute: HashMap<String, BTreeSet<String>>,
+    /// Live offers by store: (expiry, key). Any event of the store visits the expired ones.
+    expiries: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Where each key is indexed, to take it out again.
+    indexed: HashMap<String, Indexed>,
+}
+
+/// The index entries of one key.
+#[derive(Default)]
+struct Indexed {
+    waiting: Option<String>,
+    substitute: Option<String>,
+    expiry: Option<i64>,
+}
+
+fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, at: &str, key: &str) {
+    if let Some(set) = map.get_mut(at) {
+        set.remove(key);
+        if set.is_empty() {
+            map.remove(at);
+        }
+    }
 }
 
 impl Offers {
@@ -69,6 +170,9 @@ impl Offers {
             policy,
             catalog,
             waiting: HashMap::new(),
+            by_substitute: HashMap::new(),
+            expiries: HashMap::new(),
+            indexed: HashMap::new(),
         }
     }
 
@@ -79,20 +183,107 @@ impl Offers {
             .map(|p| format!("{store}/{}", p.family))
     }
 
-    /// Keeps `waiting` in step with one key's state.
+    /// Keeps the indexes in step with one key's state (indexes over the state, rebuilt on
+    /// restore; a stale entry costs one look, nothing more).
     fn index(&mut self, key: &str, item: &OfferItem) {
         let (store, sku) = split_key(key);
-        let Some(fk) = self.family_key(store, sku) else {
-            return;
-        };
-        if item.episode_open && item.offer.is_none() {
-            self.waiting.entry(fk).or_default().insert(key.to_owned());
-        } else if let Some(set) = self.waiting.get_mut(&fk) {
-            set.remove(key);
-            if set.is_empty() {
-                self.waiting.remove(&fk);
+        if let Some(old) = self.indexed.remove(key) {
+            if let Some(fk) = old.waiting {
+                remove_from(&mut self.waiting, &fk, key);
+            }
+            if let Some(sk) = old.substitute {
+                remove_from(&mut self.by_substitute, &sk, key);
+            }
+            if let Some(t) = old.expiry
+                && let Some(set) = self.expiries.get_mut(store)
+            {
+                set.remove(&(t, key.to_owned()));
+                if set.is_empty() {
+                    self.expiries.remove(store);
+                }
             }
         }
+        let mut now = Indexed::default();
+        if item.episode_open && item.offer.is_none() && !item.episode_answered {
+            if let Some(fk) = self.family_key(store, sku) {
+                self.waiting.entry(fk.clone()).or_default().insert(key.to_owned());
+                now.waiting = Some(fk);
+            }
+        }
+        if let Some(offer) = &item.offer {
+            let sub = offer.substitute.as_ref().map_or("", |s| s.sku.as_str());
+            let sk = validate::key(store, sub);
+            self.by_substitute.entry(sk.clone()).or_default().insert(key.to_owned());
+            now.substitute = Some(sk);
+            self.expiries
+                .entry(store.to_owned())
+                .or_default()
+                .insert((offer.expires_at_ms, key.to_owned()));
+            now.expiry = Some(offer.expires_at_ms);
+        }
+        if now.waiting.is_some() || now.substitute.is_some() {
+            self.indexed.insert(key.to_owned(), now);
+        }
+    }
+
+    /// What the store's offers have committed today, this key's state included.
+    fn committed(&self, store: &str, key: &str, item: &OfferItem, now: i64, others: &dyn View<OfferItem>) -> i64 {
+        let day = budget::day(now);
+        let prefix = format!("{store}/");
+        others
+            .scan(&prefix)
+            .filter(|(k, _)| *k != key)
+            .map(|(_, o)| budget::committed_on(o, day))
+            .sum::<i64>()
+            + budget::committed_on(item, day)
+    }
+
+    /// An offer event of `key`, with the store's budget after the change.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        key: &str,
+        item: &OfferItem,
+        offer_id: &str,
+        step: &str,
+        change: offer_event::Change,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Output {
+        let (store, sku) = split_key(key);
+        let e = OfferEvent {
+            event_id: format!("{offer_id}:{step}"),
+            occurred_at_ms: now,
+            store_id: store.to_owned(),
+            offer_id: offer_id.to_owned(),
+            stockout_id: item.stockout_id.clone(),
+            sku: sku.to_owned(),
+            budget_cents: self.policy.budget_of(store),
+            budget_committed_cents: self.committed(store, key, item, now, others),
+            change: Some(change),
+        };
+        Output::new(topics::FLOOR_OFFERS, store, &e)
+    }
+
+    /// Ends the live offer of `key` (anything but a redemption releases its gesture).
+    fn end(
+        &self,
+        key: &str,
+        item: &mut OfferItem,
+        step: &str,
+        change: offer_event::Change,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Vec<Output> {
+        let Some(offer) = item.offer.take() else {
+            return Vec::new();
+        };
+        if !matches!(change, offer_event::Change::Redeemed(_)) {
+            budget::release(item, budget::day(item.issued_at_ms), offer.gesture_value_cents);
+        }
+        item.accepted = false;
+        let offer_id = item.offer_id.clone();
+        vec![self.record(key, item, &offer_id, step, change, now, others)]
     }
 
     /// Tries to answer the open episode of `key` with an offer at time `now`.
@@ -103,50 +294,99 @@ impl Offers {
         now: i64,
         others: &dyn View<OfferItem>,
     ) -> Vec<Output> {
+        if !item.episode_open || item.offer.is_some() || item.episode_answered {
+            return Vec::new();
+        }
         let (store, sku) = split_key(key);
         let on_hand = |s: &str| {
-            others
-                .get(&validate::key(store, s))
-                .map_or(0, |o| o.on_hand)
+            if s == sku {
+                item.on_hand
+            } else {
+                others.get(&validate::key(store, s)).map_or(0, |o| o.on_hand)
+            }
+        };
+        let tau = self.policy.tau_ms();
+        let min_support = self.policy.complement_min_support;
+        let store_item = others.get(&validate::key(store, "")).cloned().unwrap_or_default();
+        let item_snapshot = item.clone();
+        let learned = |s: &str| {
+            let own = if s == sku {
+                Some(&item_snapshot)
+            } else {
+                others.get(&validate::key(store, s))
+            };
+            own.map(|o| {
+                complements::lifts(
+                    o,
+                    &store_item,
+                    |b| {
+                        others
+                            .get(&validate::key(store, b))
+                            .map(|x| (x.baskets, x.learned_at_ms))
+                            .or_else(|| (b == sku).then_some((item_snapshot.baskets, item_snapshot.learned_at_ms)))
+                    },
+                    min_support,
+                    now,
+                    tau,
+                )
+            })
+            .unwrap_or_default()
+        };
+        let shelf = Shelf {
+            on_hand: &on_hand,
+            budget_cents: self.policy.budget_of(store),
+            committed_cents: self.committed(store, key, item, now, others),
+            complements: &learned,
         };
         let evidence = item.evidence.clone().unwrap_or_default();
+        let next_id = match item.offer_seq + 1 {
+            1 => format!("{}/offer", item.stockout_id),
+            n => format!("{}/offer-{n}", item.stockout_id),
+        };
         match compose(
             &self.policy,
             &self.catalog.read(),
             sku,
             &item.stockout_id,
             &evidence,
+            item.suspected,
             now,
-            on_hand,
+            &shelf,
         ) {
             Ok(offer) => {
-                let offer_id = format!("{}/offer", item.stockout_id);
-                item.offer_id = offer_id.clone();
+                item.offer_seq += 1;
+                item.offer_id = next_id.clone();
+                budget::commit(item, budget::day(now), offer.gesture_value_cents);
                 item.offer = Some(offer.clone());
                 item.issued_at_ms = now;
+                item.accepted = false;
                 item.no_offer_reason.clear();
-                let e = OfferEvent {
-                    event_id: format!("{offer_id}:issued"),
-                    occurred_at_ms: now,
-                    store_id: store.to_owned(),
-                    offer_id,
-                    stockout_id: item.stockout_id.clone(),
-                    sku: sku.to_owned(),
-                    budget_cents: 0,
-                    budget_committed_cents: 0,
-                    change: Some(offer_event::Change::Issued(Issued { offer: Some(offer) })),
-                };
-                vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
+                let change = offer_event::Change::Issued(Issued { offer: Some(offer) });
+                vec![self.record(key, item, &next_id, "issued", change, now, others)]
             }
             Err(why) => {
-                if item.no_offer_reason != why {
-                    info!(stockout_id = item.stockout_id, why, "no offer (yet)");
+                if item.no_offer_reason == why.reason {
+                    return Vec::new();
                 }
-                item.no_offer_reason = why;
-                Vec::new()
+                info!(stockout_id = item.stockout_id, why = why.reason, "no offer (yet)");
+                item.no_offer_reason = why.reason.clone();
+                let step = format!("not-offered-{:08x}", fnv(&why.reason) as u32);
+                let change = offer_event::Change::NotOffered(NotOffered {
+                    cause: why.cause as i32,
+                    reason: why.reason,
+                });
+                vec![self.record(key, item, &next_id, &step, change, now, others)]
             }
         }
     }
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
 }
 
 fn size_text(p: &Product) -> String {
@@ -168,82 +408,134 @@ fn product_ref(p: &Product) -> ProductRef {
 /// A short code for the till, derived from the episode so a replay yields the same code.
 pub fn redemption_code(stockout_id: &str) -> String {
     const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in stockout_id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
+    let h = fnv(stockout_id);
     (0..4)
         .map(|i| ALPHABET[((h >> (i * 5)) & 31) as usize] as char)
         .collect()
 }
 
-/// Builds the offer for the open episode `stockout_id` of `sku` at time `now`, or says why
-/// there is none.
+/// Builds the offer for the open episode `stockout_id` of `sku` at time `now`: the best
+/// substitute and the most generous gesture the policy and the store's remaining budget allow,
+/// or why there is none.
+#[allow(clippy::too_many_arguments)]
 pub fn compose(
     policy: &Policy,
-    catalog: &std::collections::HashMap<String, Product>,
+    catalog: &HashMap<String, Product>,
     sku: &str,
     stockout_id: &str,
     evidence: &Evidence,
+    suspected: bool,
     now: i64,
-    on_hand: impl Fn(&str) -> i32,
-) -> Result<Offer, String> {
+    shelf: &Shelf<'_>,
+) -> Result<Offer, NoOffer> {
+    let no_sub = |reason: String| NoOffer {
+        cause: not_offered::Cause::NoSubstitute,
+        reason,
+    };
     let original = catalog
         .get(sku)
-        .ok_or_else(|| format!("unknown SKU {sku}"))?;
-    let sub = substitute::best(original, catalog.values(), |sku| {
-        on_hand(sku) >= policy.min_substitute_units
-    })
-    .ok_or_else(|| {
-        format!(
-            "no substitute for {} in stock with at least {} units",
+        .ok_or_else(|| no_sub(format!("unknown SKU {sku}")))?;
+    let candidates = substitute::ranked(original, catalog.values(), |s| {
+        (shelf.on_hand)(s) >= policy.min_substitute_units
+    });
+    if candidates.is_empty() {
+        return Err(no_sub(format!(
+            "no substitute for {} in stock with at least {} units that keeps its hard attributes",
             original.sku, policy.min_substitute_units
-        )
-    })?;
+        )));
+    }
     let gp = GesturePolicy {
         free_after_failures: policy.free_after_failures,
         max_gesture_cents: policy.max_gesture_cents,
     };
-    let (gesture, value) = gesture::choose(
-        gp,
-        evidence.failed_reorders_7d,
-        original.price_cents,
-        sub.price_cents,
-    )?;
+    let remaining = shelf.budget_cents - shelf.committed_cents;
+    let mut within_cap = false;
+    let mut chosen = None;
+    'outer: for sub in &candidates {
+        for (gesture, value) in gesture::options(
+            gp,
+            evidence.failed_reorders_7d,
+            suspected,
+            original.price_cents,
+            sub.price_cents,
+        ) {
+            within_cap = true;
+            if value <= remaining {
+                chosen = Some((*sub, gesture, value));
+                break 'outer;
+            }
+        }
+    }
+    let Some((sub, gesture, value)) = chosen else {
+        return Err(if within_cap {
+            NoOffer {
+                cause: not_offered::Cause::BudgetExhausted,
+                reason: format!(
+                    "gesture budget of the day spent: {} of {} cents committed",
+                    shelf.committed_cents, shelf.budget_cents
+                ),
+            }
+        } else {
+            no_sub(format!(
+                "every substitute's gesture exceeds the cap of {} cents",
+                policy.max_gesture_cents
+            ))
+        });
+    };
     let code = redemption_code(stockout_id);
-    let why = match (
-        evidence.failed_reorders_7d,
-        evidence.last_failure_reason.as_str(),
-    ) {
-        (n, "") => format!("warehouse failed {n}x"),
-        (n, r) => format!("warehouse failed {n}x: {r}"),
-    };
     let give = match gesture {
-        Gesture::Free => "free of charge".to_owned(),
-        _ => format!("at the {} price", size_text(original)),
+        Gesture::Free => "at no extra charge".to_owned(),
+        _ => format!("for the price of the {}", size_text(original)),
     };
-    let reason = format!(
-        "{} {} is out, {why}. Give the customer the {} {} {give}. Code {code} at the till.",
-        size_text(original),
-        original.name,
-        size_text(sub),
-        sub.name
+    let reason = if suspected {
+        format!(
+            "{} {} looks gone from the shelf: no sale for {:.1} h (usually {:.1}/h), though the books say {}. Check the shelf; if it is empty, give the customer the {} {} {give}. Code {code} at the till.",
+            size_text(original),
+            original.name,
+            evidence.gap_ms as f64 / 3_600_000.0,
+            evidence.sales_per_hour,
+            evidence.on_hand,
+            size_text(sub),
+            sub.name
+        )
+    } else {
+        let why = match (
+            evidence.failed_reorders_7d,
+            evidence.last_failure_reason.as_str(),
+        ) {
+            (n, "") => format!("warehouse failed {n}x"),
+            (n, r) => format!("warehouse failed {n}x ({r})"),
+        };
+        format!(
+            "{} {} is out, {why}. Give the customer the {} {} {give}. Code {code} at the till.",
+            size_text(original),
+            original.name,
+            size_text(sub),
+            sub.name
+        )
+    };
+    let mut candidates = (shelf.complements)(&original.sku);
+    candidates.extend((shelf.complements)(&sub.sku));
+    let mut picked = complements::pick(
+        candidates,
+        &[&original.sku, &sub.sku],
+        |s| (shelf.on_hand)(s) > 0 && catalog.contains_key(s),
+        3,
     );
-    let mut complements: Vec<ProductRef> = Vec::new();
-    for sku in original.complements.iter().chain(&sub.complements) {
-        if complements.len() == 3 {
-            break;
-        }
-        if sku == &original.sku
-            || sku == &sub.sku
-            || complements.iter().any(|c| &c.sku == sku)
-            || on_hand(sku) <= 0
-        {
-            continue;
-        }
-        if let Some(p) = catalog.get(sku) {
-            complements.push(product_ref(p));
-        }
+    // Nothing learned yet (a new store or product): the catalogue's curated suggestions.
+    if picked.is_empty() {
+        let curated = original
+            .complements
+            .iter()
+            .chain(&sub.complements)
+            .map(|s| (s.clone(), 1.0))
+            .collect();
+        picked = complements::pick(
+            curated,
+            &[&original.sku, &sub.sku],
+            |s| (shelf.on_hand)(s) > 0 && catalog.contains_key(s),
+            3,
+        );
     }
     Ok(Offer {
         original: Some(product_ref(original)),
@@ -253,9 +545,13 @@ pub fn compose(
         reason,
         redemption_code: code,
         expires_at_ms: now + policy.offer_ttl_minutes * 60_000,
-        complements,
+        complements: picked
+            .iter()
+            .filter_map(|s| catalog.get(s))
+            .map(product_ref)
+            .collect(),
         failed_reorders: evidence.failed_reorders_7d,
-        suspected: false,
+        suspected,
     })
 }
 
@@ -267,7 +563,12 @@ impl Processor for Offers {
         SERVICE
     }
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::INVENTORY_STOCK_LEVELS, topics::STOCKOUTS]
+        vec![
+            topics::STORE_SALES,
+            topics::INVENTORY_STOCK_LEVELS,
+            topics::STOCKOUTS,
+            topics::FLOOR_RESPONSES,
+        ]
     }
     fn changelog(&self) -> &'static str {
         topics::OFFERS_STATE
@@ -277,15 +578,34 @@ impl Processor for Offers {
     }
 
     fn decode(&self, topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
+        let known = |sku: &str| self.catalog.read().contains_key(sku);
         match topic {
             topics::STOCKOUTS => {
                 let s = validate::stockout(payload)?;
-                if !self.catalog.read().contains_key(&s.sku) {
+                if !known(&s.sku) {
                     return Err(Rejected(format!("unknown SKU {}", s.sku)));
                 }
                 Ok(Event::Stockout(s))
             }
             topics::INVENTORY_STOCK_LEVELS => Ok(Event::Level(validate::stock_level(payload)?)),
+            topics::STORE_SALES => {
+                let s = validate::sale(payload)?;
+                // Unknown SKUs are inventory's to dead-letter; here they are only not learned.
+                let skus: BTreeSet<String> = s
+                    .lines
+                    .iter()
+                    .filter(|l| known(&l.sku))
+                    .map(|l| l.sku.clone())
+                    .collect();
+                Ok(Event::Sale(s, skus.into_iter().collect()))
+            }
+            topics::FLOOR_RESPONSES => {
+                let r = validate::staff_response(payload)?;
+                if !known(&r.sku) {
+                    return Err(Rejected(format!("unknown SKU {}", r.sku)));
+                }
+                Ok(Event::Response(r))
+            }
             other => Err(Rejected(format!(
                 "not an input of offer-generator: {other}"
             ))),
@@ -296,29 +616,47 @@ impl Processor for Offers {
         match event {
             Event::Stockout(s) => &s.event_id,
             Event::Level(l) => &l.event_id,
+            Event::Sale(s, _) => &s.event_id,
+            Event::Response(r) => &r.event_id,
         }
     }
 
+    /// The event's own keys first, then the keys it may change through an index: waiting
+    /// episodes of the product's family, offers whose substitute it is, and offers of the
+    /// store that expired by the event's time.
     fn keys(&self, event: &Event) -> Vec<String> {
-        match event {
-            Event::Stockout(s) => vec![validate::key(&s.store_id, &s.sku)],
+        let store = event.store_id();
+        let mut keys: Vec<String> = match event {
+            Event::Stockout(s) => vec![validate::key(store, &s.sku)],
+            Event::Response(r) => vec![validate::key(store, &r.sku)],
+            Event::Sale(_, skus) => std::iter::once(validate::key(store, ""))
+                .chain(skus.iter().map(|s| validate::key(store, s)))
+                .collect(),
             Event::Level(l) => {
-                let own = validate::key(&l.store_id, &l.sku);
+                let own = validate::key(store, &l.sku);
                 let waiting = self
-                    .family_key(&l.store_id, &l.sku)
-                    .and_then(|fk| self.waiting.get(&fk));
-                // The product's own key first, so the waiting episodes see its new stock.
+                    .family_key(store, &l.sku)
+                    .and_then(|fk| self.waiting.get(&fk))
+                    .into_iter()
+                    .flatten();
+                let using = self.by_substitute.get(&own).into_iter().flatten();
                 std::iter::once(own.clone())
-                    .chain(
-                        waiting
-                            .into_iter()
-                            .flatten()
-                            .filter(|k| **k != own)
-                            .cloned(),
-                    )
+                    .chain(using.cloned())
+                    .chain(waiting.cloned())
                     .collect()
             }
+        };
+        let now = event.occurred_at_ms();
+        if let Some(set) = self.expiries.get(store) {
+            keys.extend(
+                set.iter()
+                    .take_while(|(t, _)| *t <= now)
+                    .map(|(_, k)| k.clone()),
+            );
         }
+        let mut seen = BTreeSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        keys
     }
 
     fn apply(
@@ -328,54 +666,115 @@ impl Processor for Offers {
         event: &Event,
         others: &dyn View<OfferItem>,
     ) -> Result<Vec<Output>, Rejected> {
-        let (store, sku) = split_key(key);
-        let out = match event {
-            Event::Level(l) if l.sku == sku => {
-                item.on_hand = l.on_hand;
-                Vec::new()
+        let (_, sku) = split_key(key);
+        let now = event.occurred_at_ms();
+        // An answer must name the live offer of this key (checked before anything changes).
+        if let Event::Response(r) = event {
+            let live = item
+                .offer
+                .as_ref()
+                .filter(|o| now < o.expires_at_ms && item.offer_id == r.offer_id);
+            if live.is_none() {
+                return Err(Rejected(format!(
+                    "offer {} is not live (live offer of {key}: {})",
+                    r.offer_id,
+                    if item.offer.is_some() { item.offer_id.as_str() } else { "none" }
+                )));
             }
-            // Another product of the family changed stock: a waiting episode may now get its offer.
-            Event::Level(l) if item.episode_open && item.offer.is_none() => {
-                self.try_offer(key, item, l.occurred_at_ms, others)
+        }
+        let mut out = Vec::new();
+        if item.offer.as_ref().is_some_and(|o| now >= o.expires_at_ms) {
+            out.extend(self.end(key, item, "expired", offer_event::Change::Expired(Expired {}), now, others));
+            item.episode_answered = true;
+        }
+        match event {
+            Event::Sale(_, skus) => {
+                let tau = self.policy.tau_ms();
+                if sku.is_empty() {
+                    complements::learn(item, [], now, tau);
+                } else if skus.iter().any(|s| s == sku) {
+                    let rest = skus.iter().map(String::as_str).filter(|s| *s != sku);
+                    complements::learn(item, rest, now, tau);
+                }
             }
-            Event::Level(_) => Vec::new(),
+            Event::Level(l) if l.sku == sku => item.on_hand = l.on_hand,
+            Event::Level(l) => {
+                let sub_gone = item
+                    .offer
+                    .as_ref()
+                    .and_then(|o| o.substitute.as_ref())
+                    .is_some_and(|s| s.sku == l.sku && l.on_hand < 1);
+                if sub_gone {
+                    let change = offer_event::Change::Withdrawn(Withdrawn {
+                        reason: format!("the substitute {} ran out", l.sku),
+                    });
+                    out.extend(self.end(key, item, "withdrawn", change, now, others));
+                }
+                // A waiting episode (or one whose substitute just ran out) may now get an offer.
+                out.extend(self.try_offer(key, item, now, others));
+            }
             Event::Stockout(s) => match &s.change {
                 Some(Change::Opened(o)) if item.stockout_id != s.stockout_id => {
+                    let change = offer_event::Change::Withdrawn(Withdrawn {
+                        reason: format!("superseded by stockout {}", s.stockout_id),
+                    });
+                    out.extend(self.end(key, item, "withdrawn", change, now, others));
                     item.stockout_id = s.stockout_id.clone();
                     item.episode_open = true;
                     item.evidence = o.evidence.clone();
-                    item.offer = None;
+                    item.suspected = o.kind == Kind::Suspected as i32;
                     item.offer_id.clear();
-                    self.try_offer(key, item, s.occurred_at_ms, others)
+                    item.offer_seq = 0;
+                    item.episode_answered = false;
+                    item.no_offer_reason.clear();
+                    out.extend(self.try_offer(key, item, now, others));
                 }
                 Some(Change::Closed(c))
                     if item.stockout_id == s.stockout_id && item.episode_open =>
                 {
                     item.episode_open = false;
                     item.no_offer_reason.clear();
-                    match item.offer.take() {
-                        Some(_) => {
-                            let e = OfferEvent {
-                                event_id: format!("{}:withdrawn", item.offer_id),
-                                occurred_at_ms: s.occurred_at_ms,
-                                store_id: store.to_owned(),
-                                offer_id: item.offer_id.clone(),
-                                stockout_id: s.stockout_id.clone(),
-                                sku: s.sku.clone(),
-                                budget_cents: 0,
-                                budget_committed_cents: 0,
-                                change: Some(offer_event::Change::Withdrawn(Withdrawn {
-                                    reason: format!("stockout over: {}", c.reason),
-                                })),
-                            };
-                            vec![Output::new(topics::FLOOR_OFFERS, store, &e)]
-                        }
-                        None => Vec::new(),
-                    }
+                    let change = offer_event::Change::Withdrawn(Withdrawn {
+                        reason: format!("stockout over: {}", c.reason),
+                    });
+                    out.extend(self.end(key, item, "withdrawn", change, now, others));
                 }
-                _ => Vec::new(),
+                _ => {}
             },
-        };
+            Event::Response(r) => {
+                let offer = item.offer.clone().unwrap_or_default();
+                match Answer::try_from(r.answer) {
+                    Ok(Answer::Accept) if item.accepted => {
+                        info!(offer_id = r.offer_id, "offer already accepted");
+                    }
+                    Ok(Answer::Accept) => {
+                        item.accepted = true;
+                        let change = offer_event::Change::Accepted(Accepted { by: r.by.clone() });
+                        let offer_id = item.offer_id.clone();
+                        out.push(self.record(key, item, &offer_id, "accepted", change, now, others));
+                    }
+                    Ok(Answer::Decline) => {
+                        let change = offer_event::Change::Declined(Declined {
+                            reason: r.reason.clone(),
+                            by: r.by.clone(),
+                        });
+                        out.extend(self.end(key, item, "declined", change, now, others));
+                        item.episode_answered = true;
+                    }
+                    Ok(Answer::Redeem) => {
+                        let change = offer_event::Change::Redeemed(Redeemed {
+                            by: r.by.clone(),
+                            substitute_sku: offer.substitute.map(|s| s.sku).unwrap_or_default(),
+                            quantity: 1,
+                            gesture_value_cents: offer.gesture_value_cents,
+                        });
+                        out.extend(self.end(key, item, "redeemed", change, now, others));
+                        item.episode_answered = true;
+                    }
+                    Ok(Answer::Unspecified) | Err(_) => {}
+                }
+            }
+        }
         self.index(key, item);
         Ok(out)
     }

@@ -50,27 +50,38 @@ pub fn rank(original: &Product, candidate: &Product) -> Option<Rank> {
     }
 }
 
-/// The best substitute among `catalog` products for which `in_stock` says yes: bigger same
-/// brand first (smallest such size, the cheapest gesture), then the cheapest upgrade; ties by SKU.
+/// Every qualifying substitute among `catalog` products for which `in_stock` says yes, best
+/// first: bigger same brand (smallest such size, the cheapest gesture), then the cheapest
+/// upgrade; ties by SKU.
+pub fn ranked<'a>(
+    original: &Product,
+    catalog: impl IntoIterator<Item = &'a Product>,
+    in_stock: impl Fn(&str) -> bool,
+) -> Vec<&'a Product> {
+    let mut v: Vec<(Rank, &Product)> = catalog
+        .into_iter()
+        .filter_map(|c| rank(original, c).map(|r| (r, c)))
+        .filter(|(_, c)| in_stock(&c.sku))
+        .collect();
+    v.sort_by(|(ra, a), (rb, b)| {
+        ra.cmp(rb).then(
+            size(a)
+                .0
+                .total_cmp(&size(b).0)
+                .then(a.price_cents.cmp(&b.price_cents))
+                .then_with(|| a.sku.cmp(&b.sku)),
+        )
+    });
+    v.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The best substitute (the first of [`ranked`]).
 pub fn best<'a>(
     original: &Product,
     catalog: impl IntoIterator<Item = &'a Product>,
     in_stock: impl Fn(&str) -> bool,
 ) -> Option<&'a Product> {
-    catalog
-        .into_iter()
-        .filter_map(|c| rank(original, c).map(|r| (r, c)))
-        .filter(|(_, c)| in_stock(&c.sku))
-        .min_by(|(ra, a), (rb, b)| {
-            ra.cmp(rb).then(
-                size(a)
-                    .0
-                    .total_cmp(&size(b).0)
-                    .then(a.price_cents.cmp(&b.price_cents))
-                    .then_with(|| a.sku.cmp(&b.sku)),
-            )
-        })
-        .map(|(_, c)| c)
+    ranked(original, catalog, in_stock).into_iter().next()
 }
 
 #[cfg(test)]

@@ -87,6 +87,17 @@ fn closed() -> Event {
     })
 }
 
+fn level_of(sku: &str, on_hand: i32, at: i64) -> Event {
+    Event::Level(shelfguard_events::inventory::StockLevel {
+        event_id: format!("l-{sku}-{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        sku: sku.into(),
+        on_hand,
+        ..Default::default()
+    })
+}
+
 fn decode(out: &[Output]) -> Vec<OfferEvent> {
     out.iter()
         .map(|o| {
@@ -160,16 +171,16 @@ fn no_offer_without_a_substitute_in_stock_and_the_reason_is_kept() {
     let mut view = PartitionState::default();
     stock(&mut view, "GOLD-28", 1);
     let mut item = OfferItem::default();
-    assert!(
-        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        item.no_offer_reason.contains("no substitute"),
-        "{}",
-        item.no_offer_reason
-    );
+    let events = decode(&o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap());
+    let Some(offer_event::Change::NotOffered(n)) = &events[0].change else {
+        panic!("{events:?}")
+    };
+    assert_eq!(n.cause, not_offered::Cause::NoSubstitute as i32);
+    assert!(n.reason.contains("no substitute"), "{}", n.reason);
+    assert_eq!(item.no_offer_reason, n.reason);
+    // The same reason is recorded once per episode.
+    let level = level_of("GOLD-28", 1, 1_700_000_050_000);
+    assert!(o.apply("S1/GOLD-14", &mut item, &level, &view).unwrap().is_empty());
 }
 
 #[test]
@@ -182,11 +193,12 @@ fn organic_original_never_gets_a_non_organic_substitute() {
     stock(&mut view, "GOLD-28", 6);
     stock(&mut view, "PRIME-14", 6);
     let mut item = OfferItem::default();
+    let events = decode(&o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap());
     assert!(
-        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
-            .unwrap()
-            .is_empty()
+        matches!(events[0].change, Some(offer_event::Change::NotOffered(_))),
+        "{events:?}"
     );
+    assert!(item.offer.is_none());
 }
 
 #[test]
@@ -195,19 +207,9 @@ fn a_waiting_episode_gets_its_offer_when_a_substitute_comes_into_stock() {
     let mut view = PartitionState::default();
     stock(&mut view, "GOLD-28", 0);
     let mut item = OfferItem::default();
-    assert!(
-        o.apply("S1/GOLD-14", &mut item, &opened(3), &view)
-            .unwrap()
-            .is_empty()
-    );
-    let level = Event::Level(shelfguard_events::inventory::StockLevel {
-        event_id: "l1".into(),
-        occurred_at_ms: 1_700_000_050_000,
-        store_id: "S1".into(),
-        sku: "GOLD-28".into(),
-        on_hand: 6,
-        ..Default::default()
-    });
+    o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap();
+    assert!(item.offer.is_none());
+    let level = level_of("GOLD-28", 6, 1_700_000_050_000);
     assert_eq!(
         o.keys(&level),
         vec!["S1/GOLD-28", "S1/GOLD-14"],
@@ -222,8 +224,8 @@ fn a_waiting_episode_gets_its_offer_when_a_substitute_comes_into_stock() {
     assert_eq!(events[0].occurred_at_ms, 1_700_000_050_000);
     assert_eq!(
         o.keys(&level),
-        vec!["S1/GOLD-28"],
-        "answered: no longer waiting"
+        vec!["S1/GOLD-28", "S1/GOLD-14"],
+        "answered: no longer waiting, but its substitute's stock is watched"
     );
     assert!(
         o.apply("S1/GOLD-14", &mut item, &level, &view)
