@@ -109,6 +109,9 @@ impl Env {
             .env("KAFKA_BOOTSTRAP_SERVERS", &self.broker.bootstrap)
             .env("TOPIC_PREFIX", &self.kafka.topic_prefix)
             .env("HEALTH_ADDR", "")
+            // Tests that are not about the gesture budget must not run into it (they issue many
+            // offers in one store and day); the budget stories set their own.
+            .env("STORE_DAILY_BUDGET_CENTS", "1000000000")
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),

@@ -74,7 +74,7 @@ async fn a_failed_reorder_becomes_an_offer_and_restock_withdraws_it() -> anyhow:
     );
     assert_eq!(offer.gesture_value_cents, 1399 - 799);
     assert!(
-        offer.reason.contains("failed 1x: supplier out of stock"),
+        offer.reason.contains("failed 1x (supplier out of stock)"),
         "{}",
         offer.reason
     );

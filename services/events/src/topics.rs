@@ -65,7 +65,7 @@ pub const ALL: &[TopicSpec] = &[
         key: "store id",
         value: "shelfguard.store.v1.Sale",
         producer: "store systems (POS)",
-        consumers: "inventory",
+        consumers: "inventory, offer-generator (complements)",
         cleanup: Cleanup::Delete { retention_days: 7 },
         store_partitioned: true,
     },

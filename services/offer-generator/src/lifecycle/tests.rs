@@ -234,3 +234,409 @@ fn a_waiting_episode_gets_its_offer_when_a_substitute_comes_into_stock() {
         "one offer per episode"
     );
 }
+
+const T0: i64 = 1_700_000_000_000;
+const MIN: i64 = 60_000;
+
+fn response(answer: Answer, offer_id: &str, at: i64) -> Event {
+    Event::Response(StaffResponse {
+        event_id: format!("r-{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        offer_id: offer_id.into(),
+        sku: "GOLD-14".into(),
+        answer: answer as i32,
+        reason: "customer left".into(),
+        by: "ana".into(),
+        channel: "console".into(),
+    })
+}
+
+fn change_names(events: &[OfferEvent]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match e.change {
+            Some(offer_event::Change::Issued(_)) => "issued",
+            Some(offer_event::Change::Withdrawn(_)) => "withdrawn",
+            Some(offer_event::Change::Accepted(_)) => "accepted",
+            Some(offer_event::Change::Declined(_)) => "declined",
+            Some(offer_event::Change::Redeemed(_)) => "redeemed",
+            Some(offer_event::Change::Expired(_)) => "expired",
+            Some(offer_event::Change::NotOffered(_)) => "not-offered",
+            None => "-",
+        })
+        .collect()
+}
+
+/// An offer for GOLD-14 (3 failures: GOLD-28 free, 1399 cents).
+fn issued(o: &mut Offers, view: &mut PartitionState<OfferItem>) -> OfferItem {
+    stock(view, "GOLD-28", 6);
+    let mut item = OfferItem::default();
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &opened(3), view).unwrap());
+    assert_eq!(change_names(&e), ["issued"]);
+    item
+}
+
+#[test]
+fn staff_answers_follow_the_offer_to_its_end() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    let mut item = issued(&mut o, &mut view);
+    let id = "S1/GOLD-14/S1/offer";
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &response(Answer::Accept, id, T0 + MIN), &view).unwrap());
+    assert_eq!(change_names(&e), ["accepted"]);
+    assert_eq!(e[0].event_id, format!("{id}:accepted"));
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &response(Answer::Accept, id, T0 + 2 * MIN), &view)
+            .unwrap()
+            .is_empty(),
+        "a second accept changes nothing"
+    );
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &response(Answer::Redeem, id, T0 + 3 * MIN), &view).unwrap());
+    let Some(offer_event::Change::Redeemed(r)) = &e[0].change else {
+        panic!("{e:?}")
+    };
+    assert_eq!((r.substitute_sku.as_str(), r.quantity, r.gesture_value_cents), ("GOLD-28", 1, 1399));
+    assert_eq!(e[0].budget_committed_cents, 1399, "a redeemed gesture stays spent");
+    // The offer is over: any further answer is refused with the reason, state unchanged.
+    let before = item.clone();
+    let err = o
+        .apply("S1/GOLD-14", &mut item, &response(Answer::Decline, id, T0 + 4 * MIN), &view)
+        .unwrap_err();
+    assert!(err.0.contains("not live"), "{}", err.0);
+    assert_eq!(item, before);
+    // No new offer for an answered episode, even when stock moves.
+    assert!(o.apply("S1/GOLD-14", &mut item, &level_of("GOLD-28", 7, T0 + 5 * MIN), &view).unwrap().is_empty());
+}
+
+#[test]
+fn a_declined_offer_releases_its_gesture() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    let mut item = issued(&mut o, &mut view);
+    assert_eq!(budget::committed_on(&item, budget::day(T0)), 1399);
+    let e = decode(
+        &o.apply("S1/GOLD-14", &mut item, &response(Answer::Decline, "S1/GOLD-14/S1/offer", T0 + MIN), &view)
+            .unwrap(),
+    );
+    let Some(offer_event::Change::Declined(d)) = &e[0].change else {
+        panic!("{e:?}")
+    };
+    assert_eq!(d.reason, "customer left");
+    assert_eq!(e[0].budget_committed_cents, 0);
+    let err = o
+        .apply("S1/GOLD-14", &mut item, &response(Answer::Accept, "S1/OTHER/S9/offer", T0 + MIN), &view)
+        .unwrap_err();
+    assert!(err.0.contains("S1/OTHER/S9/offer"));
+}
+
+#[test]
+fn an_offer_expires_on_the_next_event_of_the_store_after_its_time() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    let mut item = issued(&mut o, &mut view);
+    o.restored("S1/GOLD-14", &item);
+    let expiry = item.offer.as_ref().unwrap().expires_at_ms;
+    assert_eq!(expiry, 1_700_000_000_000 + 240 * MIN);
+    let early = level_of("SPATULA", 3, expiry - 1);
+    assert_eq!(o.keys(&early), ["S1/SPATULA"]);
+    let late = level_of("SPATULA", 3, expiry);
+    assert_eq!(o.keys(&late), ["S1/SPATULA", "S1/GOLD-14"]);
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &late, &view).unwrap());
+    assert_eq!(change_names(&e), ["expired"]);
+    assert_eq!(e[0].budget_committed_cents, 0);
+    assert_eq!(o.keys(&late), ["S1/SPATULA"]);
+    let err = o
+        .apply("S1/GOLD-14", &mut item, &response(Answer::Redeem, "S1/GOLD-14/S1/offer", expiry + 1), &view)
+        .unwrap_err();
+    assert!(err.0.contains("not live"));
+}
+
+#[test]
+fn when_the_substitute_runs_out_the_offer_is_withdrawn_and_the_next_one_offered() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    stock(&mut view, "PRIME-14", 5);
+    let mut item = issued(&mut o, &mut view);
+    o.restored("S1/GOLD-14", &item);
+    let gone = level_of("GOLD-28", 0, T0 + MIN);
+    assert_eq!(o.keys(&gone), ["S1/GOLD-28", "S1/GOLD-14"]);
+    stock(&mut view, "GOLD-28", 0);
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &gone, &view).unwrap());
+    assert_eq!(change_names(&e), ["withdrawn", "issued"]);
+    let Some(offer_event::Change::Issued(Issued { offer: Some(next) })) = &e[1].change else {
+        panic!()
+    };
+    assert_eq!(next.substitute.as_ref().unwrap().sku, "PRIME-14");
+    assert_eq!(e[1].offer_id, "S1/GOLD-14/S1/offer-2");
+    assert_eq!(e[1].budget_committed_cents, 1099, "the first gesture was released");
+}
+
+#[test]
+fn the_daily_budget_limits_the_gesture_then_the_offer() {
+    let mut o = offers();
+    o.policy.store_budgets = "S1=1800".into();
+    let mut view = PartitionState::default();
+    stock(&mut view, "GOLD-28", 6);
+    // Another product's offer committed 1000 today already.
+    view.slots.insert(
+        "S1/OTHER".into(),
+        Slot {
+            state: OfferItem {
+                committed_day: budget::day(T0),
+                committed_cents: 1000,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let mut item = OfferItem::default();
+    let e = decode(&o.apply("S1/GOLD-14", &mut item, &opened(3), &view).unwrap());
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &e[0].change else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (offer.gesture, offer.gesture_value_cents),
+        (Gesture::AtOriginalPrice as i32, 600),
+        "free (1399) no longer fits in the 800 left: the smaller gesture does"
+    );
+    assert_eq!((e[0].budget_cents, e[0].budget_committed_cents), (1800, 1600));
+    // The next stockout of the day (PRIME-14: GOLD-28 at its price costs 300) finds 200 left.
+    view.slots.insert("S1/GOLD-14".into(), Slot { state: item.clone(), ..Default::default() });
+    let mut op = opened(3);
+    if let Event::Stockout(s) = &mut op {
+        s.stockout_id = "S1/PRIME-14/S1".into();
+        s.sku = "PRIME-14".into();
+    }
+    let mut prime = OfferItem::default();
+    let e = decode(&o.apply("S1/PRIME-14", &mut prime, &op, &view).unwrap());
+    let Some(offer_event::Change::NotOffered(n)) = &e[0].change else {
+        panic!("{e:?}")
+    };
+    assert!(n.reason.contains("1600 of 1800"), "{}", n.reason);
+    assert_eq!(n.cause, not_offered::Cause::BudgetExhausted as i32, "{}", n.reason);
+}
+
+#[test]
+fn a_suspected_stockout_gets_no_free_gesture_and_says_to_check_the_shelf() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    stock(&mut view, "GOLD-28", 6);
+    let mut e = opened(5);
+    if let Event::Stockout(s) = &mut e
+        && let Some(Change::Opened(op)) = &mut s.change
+    {
+        op.kind = Kind::Suspected as i32;
+        if let Some(ev) = op.evidence.as_mut() {
+            ev.gap_ms = 3 * 3_600_000;
+            ev.sales_per_hour = 4.0;
+            ev.on_hand = 12;
+        }
+    }
+    let mut item = OfferItem::default();
+    let events = decode(&o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap());
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else {
+        panic!("{events:?}")
+    };
+    assert_eq!(offer.gesture, Gesture::AtOriginalPrice as i32);
+    assert!(offer.suspected);
+    assert!(offer.reason.contains("Check the shelf"), "{}", offer.reason);
+    assert!(offer.reason.contains("3.0 h"), "{}", offer.reason);
+}
+
+#[test]
+fn belt_and_socks_complements_are_learned_from_baskets() {
+    let mut o = offers();
+    for (sku, family, price) in [("BELT-M", "belts", 2500), ("BELT-L", "belts", 2900), ("SOCKS", "socks", 600), ("MILK", "milk", 150)] {
+        o.catalog.insert(
+            sku.into(),
+            Product {
+                sku: sku.into(),
+                name: sku.into(),
+                brand: "Acme".into(),
+                family: family.into(),
+                price_cents: price,
+                size: Some(Size { value: if sku == "BELT-L" { 2.0 } else { 1.0 }, unit: "each".into() }),
+                ..Default::default()
+            },
+        );
+    }
+    let mut view: PartitionState<OfferItem> = PartitionState::default();
+    // 60 baskets: belt + socks in 10 of them, milk in most.
+    for i in 0..60i64 {
+        let mut skus = vec!["MILK".to_owned()];
+        if i < 10 {
+            skus.push("BELT-M".into());
+            skus.push("SOCKS".into());
+        } else if i < 14 {
+            skus.push("SOCKS".into());
+        }
+        let sale = Event::Sale(
+            shelfguard_events::store::Sale {
+                event_id: format!("b{i}"),
+                occurred_at_ms: T0 + i * MIN,
+                store_id: "S1".into(),
+                ..Default::default()
+            },
+            skus.clone(),
+        );
+        for key in o.keys(&sale) {
+            let mut slot = view.slots.remove(&key).unwrap_or_default();
+            o.apply(&key, &mut slot.state, &sale, &view).unwrap();
+            view.slots.insert(key, slot);
+        }
+    }
+    for (sku, n) in [("BELT-L", 5), ("SOCKS", 9), ("MILK", 30)] {
+        view.slots.entry(format!("S1/{sku}")).or_default().state.on_hand = n;
+    }
+    let mut item = view.slots.remove("S1/BELT-M").unwrap().state;
+    let mut e = opened(1);
+    if let Event::Stockout(s) = &mut e {
+        s.sku = "BELT-M".into();
+        s.stockout_id = "S1/BELT-M/S1".into();
+        s.occurred_at_ms = T0 + 61 * MIN;
+    }
+    let events = decode(&o.apply("S1/BELT-M", &mut item, &e, &view).unwrap());
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else {
+        panic!("{events:?}")
+    };
+    assert_eq!(offer.substitute.as_ref().unwrap().sku, "BELT-L");
+    let c: Vec<&str> = offer.complements.iter().map(|c| c.sku.as_str()).collect();
+    assert_eq!(c, ["SOCKS"], "socks go with belts; milk is in every basket, no complement");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ATTRS: [HardAttribute; 3] = [HardAttribute::Organic, HardAttribute::GlutenFree, HardAttribute::Vegan];
+
+    fn arb_product(i: usize) -> impl Strategy<Value = Product> {
+        (0..2usize, prop::sample::subsequence(ATTRS.to_vec(), 0..=2), 1..5u32, 200..3000i64).prop_map(
+            move |(brand, attrs, size, price)| Product {
+                sku: format!("P{i}"),
+                name: format!("P{i}"),
+                brand: ["Gold", "Prime"][brand].into(),
+                family: "f".into(),
+                size: Some(Size { value: f64::from(size * 7), unit: "oz".into() }),
+                price_cents: price,
+                hard_attributes: attrs.into_iter().map(|a| a as i32).collect(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn arb_catalog() -> impl Strategy<Value = Vec<Product>> {
+        (0..6usize).prop_flat_map(|_| (arb_product(0), arb_product(1), arb_product(2), arb_product(3), arb_product(4), arb_product(5)))
+            .prop_map(|(a, b, c, d, e, f)| vec![a, b, c, d, e, f])
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Open(usize, i32),
+        Close(usize),
+        Stock(usize, i32),
+        Answer(usize, u8),
+        Wait(i64),
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0..6usize, 0..5i32).prop_map(|(p, f)| Step::Open(p, f)),
+            (0..6usize).prop_map(Step::Close),
+            (0..6usize, 0..8i32).prop_map(|(p, n)| Step::Stock(p, n)),
+            (0..6usize, 0..3u8).prop_map(|(p, a)| Step::Answer(p, a)),
+            (1..400i64).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens: every issued offer keeps the original's hard attributes, the store
+        /// never commits more than its budget, and each (store, SKU) has at most one live offer.
+        #[test]
+        fn offers_keep_attributes_budget_and_one_live_offer_per_key(
+            catalog in arb_catalog(),
+            budget in 0..6000i64,
+            steps in proptest::collection::vec(arb_step(), 1..60),
+        ) {
+            let table = Table::default();
+            for p in &catalog {
+                table.insert(p.sku.clone(), p.clone());
+            }
+            let policy = Policy { store_daily_budget_cents: budget, ..Policy::default() };
+            let mut o = Offers::new(policy, table);
+            let mut view: PartitionState<OfferItem> = PartitionState::default();
+            let mut now = T0;
+            let mut seq = 0;
+            let mut live: HashMap<String, String> = HashMap::new();
+            for step in steps {
+                seq += 1;
+                now += MIN;
+                let event = match step {
+                    Step::Wait(m) => { now += m * MIN; level_of("P0", view.slots.get("S1/P0").map_or(0, |s| s.state.on_hand), now) }
+                    Step::Stock(p, n) => level_of(&format!("P{p}"), n, now),
+                    Step::Open(p, failed) => Event::Stockout(StockoutEvent {
+                        event_id: format!("so{seq}"),
+                        occurred_at_ms: now,
+                        store_id: "S1".into(),
+                        stockout_id: format!("S1/P{p}/S{seq}"),
+                        sku: format!("P{p}"),
+                        change: Some(Change::Opened(Opened {
+                            evidence: Some(Evidence { failed_reorders_7d: failed, ..Default::default() }),
+                            ..Default::default()
+                        })),
+                    }),
+                    Step::Close(p) => {
+                        let id = view.slots.get(&format!("S1/P{p}")).map(|s| s.state.stockout_id.clone()).unwrap_or_default();
+                        Event::Stockout(StockoutEvent {
+                            event_id: format!("sc{seq}"),
+                            occurred_at_ms: now,
+                            store_id: "S1".into(),
+                            stockout_id: id,
+                            sku: format!("P{p}"),
+                            change: Some(Change::Closed(Closed::default())),
+                        })
+                    }
+                    Step::Answer(p, a) => {
+                        let id = view.slots.get(&format!("S1/P{p}")).map(|s| s.state.offer_id.clone()).unwrap_or_default();
+                        Event::Response(StaffResponse {
+                            event_id: format!("r{seq}"),
+                            occurred_at_ms: now,
+                            store_id: "S1".into(),
+                            offer_id: id,
+                            sku: format!("P{p}"),
+                            answer: [Answer::Accept, Answer::Decline, Answer::Redeem][a as usize] as i32,
+                            reason: "no".into(),
+                            ..Default::default()
+                        })
+                    }
+                };
+                for key in o.keys(&event) {
+                    let mut slot = view.slots.remove(&key).unwrap_or_default();
+                    let before = slot.state.clone();
+                    match o.apply(&key, &mut slot.state, &event, &view) {
+                        Err(_) => prop_assert_eq!(&slot.state, &before, "a refusal changes nothing"),
+                        Ok(out) => {
+                            for e in decode(&out) {
+                                match &e.change {
+                                    Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) => {
+                                        prop_assert!(live.insert(e.sku.clone(), e.offer_id.clone()).is_none(), "two live offers for {}", e.sku);
+                                        let orig = &catalog[e.sku[1..].parse::<usize>().unwrap()];
+                                        let sub = catalog.iter().find(|p| p.sku == offer.substitute.as_ref().unwrap().sku).unwrap();
+                                        prop_assert!(crate::substitute::keeps_hard_attributes(orig, sub));
+                                    }
+                                    Some(offer_event::Change::NotOffered(_)) | Some(offer_event::Change::Accepted(_)) => {}
+                                    _ => { prop_assert_eq!(live.remove(&e.sku), Some(e.offer_id.clone())); }
+                                }
+                                prop_assert!(e.budget_committed_cents <= budget, "{} > {}", e.budget_committed_cents, budget);
+                            }
+                        }
+                    }
+                    view.slots.insert(key, slot);
+                }
+                let committed: i64 = view.slots.values().map(|s| budget::committed_on(&s.state, budget::day(now))).sum();
+                prop_assert!(committed <= budget);
+            }
+        }
+    }
+}
