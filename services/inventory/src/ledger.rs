@@ -115,7 +115,7 @@ impl Ledger {
     /// failure whose back-off runs out at the returned time.
     fn retry_due(&self, sku: &str, item: &InventoryItem) -> Option<i64> {
         let (reorder_point, _) = self.levels(sku);
-        if !item.open_reorder_id.is_empty() || item.on_hand > reorder_point {
+        if !item.open_reorder_id.is_empty() || item.on_hand + item.on_order > reorder_point {
             return None;
         }
         item.failures_ms
@@ -172,7 +172,8 @@ impl Ledger {
         now: i64,
     ) -> Option<ReorderRequest> {
         let (reorder_point, order_up_to) = self.levels(sku);
-        if item.on_hand > reorder_point || !item.open_reorder_id.is_empty() {
+        let position = item.on_hand + item.on_order;
+        if position > reorder_point || !item.open_reorder_id.is_empty() {
             return None;
         }
         if let Some(last_failure) = item.failures_ms.last()
@@ -190,7 +191,7 @@ impl Ledger {
             store_id: store.to_owned(),
             reorder_id,
             sku: sku.to_owned(),
-            quantity: order_up_to - item.on_hand,
+            quantity: order_up_to - position,
             on_hand: item.on_hand,
         })
     }
@@ -215,6 +216,7 @@ fn move_stock(item: &mut InventoryItem, m: &StockMovement) -> (Cause, i32) {
     match MovementKind::try_from(m.kind) {
         Ok(MovementKind::Receipt) => {
             item.on_hand += m.quantity;
+            item.on_order = (item.on_order - m.quantity).max(0);
             (Cause::Receipt, 0)
         }
         Ok(MovementKind::Adjustment) if m.quantity < 0 => {
@@ -263,6 +265,9 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Re
         expected_at_ms: o.expected_at_ms,
         decided_at_ms: o.occurred_at_ms,
     });
+    if o.status != OutcomeStatus::Failed as i32 {
+        item.on_order += o.quantity_shipped.max(0);
+    }
     if o.status == OutcomeStatus::Failed as i32 {
         item.failures_ms.push(o.occurred_at_ms);
         item.recent_failures.extend(item.last_reorder.clone());
@@ -425,6 +430,7 @@ impl Processor for Ledger {
             count_discrepancy: discrepancy,
             recent_failures: item.recent_failures.clone(),
             reorder_point,
+            on_order: item.on_order,
         };
         out.push(Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level));
         Ok(out)

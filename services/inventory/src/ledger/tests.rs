@@ -443,3 +443,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn goods_on_their_way_are_not_ordered_twice() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    run(&mut l, &mut item, &movement(MovementKind::Count, 2, T0));
+    assert_eq!(item.open_reorder_id, "S1/OIL-14/R1");
+    let mut o = outcome("S1/OIL-14/R1", OutcomeStatus::Fulfilled, T0 + MIN);
+    if let Event::Outcome(x) = &mut o {
+        x.quantity_shipped = 10;
+    }
+    let (reqs, level) = run(&mut l, &mut item, &o);
+    assert!(reqs.is_empty(), "10 on order: position 12 is above the reorder point");
+    assert_eq!(level.on_order, 10);
+    let (reqs, _) = run(&mut l, &mut item, &sale("s1", T0 + 2 * MIN, "OIL-14", 1));
+    assert!(reqs.is_empty());
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Receipt, 10, T0 + 3 * MIN));
+    assert_eq!((level.on_hand, level.on_order), (11, 0));
+}
