@@ -26,6 +26,10 @@ pub struct Env {
     pub kafka: KafkaArgs,
     producer: FutureProducer,
     logs: PathBuf,
+    /// The executable `spawn` runs services with (`shelfguard-svc` unless changed).
+    service_binary: PathBuf,
+    /// Arguments before the service name (for a binary that is not only a service runner).
+    service_args: Vec<String>,
 }
 
 impl Env {
@@ -42,7 +46,16 @@ impl Env {
             kafka,
             producer,
             logs,
+            service_binary: svc_binary(),
+            service_args: Vec::new(),
         })
+    }
+
+    /// Runs services with `binary` instead of `shelfguard-svc`: it must accept the same
+    /// arguments (a measurement that serves [`run_service`] itself is then never stale).
+    pub fn use_service_binary(&mut self, binary: PathBuf, first_args: Vec<String>) {
+        self.service_binary = binary;
+        self.service_args = first_args;
     }
 
     pub async fn publish(&self, topic: &str, key: &str, msg: &impl Message) -> Result<()> {
@@ -104,8 +117,9 @@ impl Env {
             .logs
             .join(format!("{n:02}-{}.log", instance.unwrap_or(service)));
         let log = std::fs::File::create(&log_path)?;
-        let mut cmd = Command::new(svc_binary());
-        cmd.arg(service)
+        let mut cmd = Command::new(&self.service_binary);
+        cmd.args(&self.service_args)
+            .arg(service)
             .env("KAFKA_BOOTSTRAP_SERVERS", &self.broker.bootstrap)
             .env("TOPIC_PREFIX", &self.kafka.topic_prefix)
             .env("HEALTH_ADDR", "")
@@ -212,6 +226,15 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// The next record if one has already arrived, without waiting.
+    pub fn try_next(&self) -> Option<Result<OwnedMessage>> {
+        use futures::FutureExt as _;
+        self.consumer
+            .recv()
+            .now_or_never()
+            .map(|r| r.map(|m| m.detach()).map_err(Into::into))
+    }
+
     pub async fn next(&self, within: Duration) -> Result<OwnedMessage> {
         let m = tokio::time::timeout(within, self.consumer.recv())
             .await
@@ -245,6 +268,35 @@ impl Tail {
             }
             seen.push(v);
         }
+    }
+}
+
+/// Runs one service as its own binary would: `args` is `<inventory|stockout-detector|
+/// offer-generator> [flags]` (what `shelfguard-svc` takes), until SIGTERM or SIGINT.
+pub async fn run_service(args: Vec<String>) -> Result<()> {
+    use clap::Parser as _;
+    let service = args.first().cloned().unwrap_or_default();
+    let shutdown = shelfguard_runtime::shutdown::on_signals();
+    match service.as_str() {
+        "inventory" => {
+            shelfguard_inventory::run(shelfguard_inventory::Config::parse_from(args), shutdown)
+                .await
+        }
+        "stockout-detector" => {
+            shelfguard_stockout_detector::run(
+                shelfguard_stockout_detector::Config::parse_from(args),
+                shutdown,
+            )
+            .await
+        }
+        "offer-generator" => {
+            shelfguard_offer_generator::run(
+                shelfguard_offer_generator::Config::parse_from(args),
+                shutdown,
+            )
+            .await
+        }
+        other => bail!("unknown service {other:?}"),
     }
 }
 

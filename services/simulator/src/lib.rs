@@ -7,9 +7,13 @@
 //! others ship and arrive as RECEIPT movements after a delivery delay.
 //!
 //! `catalog`, `traffic` and `warehouse` hold the logic (pure); this file wires it to Kafka.
+//! `week` (a simulated week in simulated time, with the ground truth) and `score` (episodes
+//! and offers against that truth) serve the `week` measurement of the e2e crate.
 pub mod catalog;
+pub mod score;
 pub mod traffic;
 pub mod warehouse;
+pub mod week;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

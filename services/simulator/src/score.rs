@@ -1,0 +1,470 @@
+//! Scores what the services published (stockout episodes, offers) against the ground truth
+//! of a simulated week. Pure: records in, a [`Report`] out; it measures, it never judges.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use shelfguard_events::floor::{OfferEvent, not_offered, offer_event::Change as OfferChange};
+use shelfguard_events::stockout::{Kind, StockoutEvent, stockout_event::Change};
+
+use crate::week::{Truth, TruthKind};
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// One stockout episode as published on `stockouts.v1`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub stockout_id: String,
+    pub store: String,
+    pub sku: String,
+    /// `KIND_CONFIRMED`, `KIND_SUSPECTED` (or unspecified from an older detector).
+    pub kind: Kind,
+    pub opened_ms: i64,
+    /// `None` while still open at the end of the run.
+    pub closed_ms: Option<i64>,
+}
+
+/// The episodes in `events` (duplicates by `event_id` ignored; a close without its open is dropped).
+pub fn episodes(events: &[StockoutEvent]) -> Vec<Episode> {
+    let mut seen = HashSet::new();
+    let mut by_id: BTreeMap<String, Episode> = BTreeMap::new();
+    for e in events {
+        if !seen.insert(e.event_id.as_str()) {
+            continue;
+        }
+        match &e.change {
+            Some(Change::Opened(o)) => {
+                by_id.entry(e.stockout_id.clone()).or_insert(Episode {
+                    stockout_id: e.stockout_id.clone(),
+                    store: e.store_id.clone(),
+                    sku: e.sku.clone(),
+                    kind: Kind::try_from(o.kind).unwrap_or(Kind::Unspecified),
+                    opened_ms: e.occurred_at_ms,
+                    closed_ms: None,
+                });
+            }
+            Some(Change::Closed(_)) => {
+                if let Some(ep) = by_id.get_mut(&e.stockout_id) {
+                    ep.closed_ms.get_or_insert(e.occurred_at_ms);
+                }
+            }
+            None => {}
+        }
+    }
+    let mut out: Vec<Episode> = by_id.into_values().collect();
+    out.sort_by(|a, b| (a.opened_ms, &a.stockout_id).cmp(&(b.opened_ms, &b.stockout_id)));
+    out
+}
+
+/// What the score needs to know about the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Simulated start and end of the week, UTC ms.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub stores: usize,
+    /// An episode still counts as matching a truth interval this close to it (time grains:
+    /// the simulator's step, the detector's timers).
+    pub grace_ms: i64,
+    /// Truth intervals shorter than this are not expected to be found (not counted for recall).
+    pub min_truth_ms: i64,
+    /// Sale lines per hour from which a SKU counts as a fast seller (phantom recall is split).
+    pub fast_seller_per_hour: f64,
+}
+
+/// Median, 90th percentile and maximum of a sample, in simulated minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub n: usize,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for an empty sample. Nearest-rank percentiles.
+    pub fn of(mut minutes: Vec<f64>) -> Option<Spread> {
+        if minutes.is_empty() {
+            return None;
+        }
+        minutes.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            let r = (q * minutes.len() as f64).ceil() as usize;
+            minutes[r.clamp(1, minutes.len()) - 1]
+        };
+        Some(Spread {
+            n: minutes.len(),
+            median: rank(0.5),
+            p90: rank(0.9),
+            max: minutes[minutes.len() - 1],
+        })
+    }
+}
+
+/// Detection quality for one kind (confirmed vs real, suspected vs phantom).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindScore {
+    /// Episodes of the kind that overlap a truth interval of the kind (same store and SKU).
+    pub tp_episodes: usize,
+    /// Episodes of the kind that do not.
+    pub fp_episodes: usize,
+    /// Truth intervals (at least the minimum length) that got an episode of the kind.
+    pub found: usize,
+    /// Truth intervals (at least the minimum length) that did not.
+    pub missed: usize,
+    /// Truth intervals too short to count.
+    pub too_short: usize,
+    /// For phantoms: recall among fast sellers `(found, of)` and slow sellers.
+    pub fast: (usize, usize),
+    pub slow: (usize, usize),
+    /// From the truth interval's start to the episode's opening, and to the offer issued for it.
+    pub to_episode: Option<Spread>,
+    pub to_offer: Option<Spread>,
+}
+
+impl KindScore {
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.tp_episodes, self.tp_episodes + self.fp_episodes)
+    }
+    pub fn recall(&self) -> Option<f64> {
+        ratio(self.found, self.found + self.missed)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// The offers side of the week.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OfferScore {
+    /// Issued offers (distinct offer ids), and how many of them were for suspected stockouts.
+    pub issued: usize,
+    pub issued_suspected: usize,
+    /// Issued offers answering an episode that matched the truth (a real or phantom stockout).
+    pub issued_for_true_stockouts: usize,
+    /// NotOffered per cause (distinct per stockout and cause).
+    pub not_offered: BTreeMap<String, usize>,
+    /// Other lifecycle events by name (accepted, redeemed, expired, withdrawn, ...).
+    pub lifecycle: BTreeMap<String, usize>,
+    /// Budget use per (store, UTC day): the largest committed / budget seen that day, over
+    /// store-days whose events carried a budget. `None` when no event carried one.
+    pub budget_mean: Option<f64>,
+    pub budget_max: Option<f64>,
+    pub budget_store_days: usize,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub params: Params,
+    pub confirmed: KindScore,
+    pub suspected: KindScore,
+    /// Episodes of any other kind (unspecified).
+    pub other_episodes: usize,
+    pub offers: OfferScore,
+}
+
+impl Report {
+    /// Simulated days in the run.
+    pub fn days(&self) -> f64 {
+        (self.params.end_ms - self.params.start_ms) as f64 / DAY_MS as f64
+    }
+    /// Issued offers per store per day.
+    pub fn offers_per_store_day(&self) -> Option<f64> {
+        let d = self.days() * self.params.stores as f64;
+        (d > 0.0).then(|| self.offers.issued as f64 / d)
+    }
+}
+
+fn overlaps(ep: &Episode, t: &Truth, end_ms: i64, grace_ms: i64) -> bool {
+    ep.store == t.store
+        && ep.sku == t.sku
+        && ep.opened_ms <= t.end_ms + grace_ms
+        && ep.closed_ms.unwrap_or(end_ms) + grace_ms >= t.start_ms
+}
+
+fn score_kind(
+    p: &Params,
+    kind: Kind,
+    truth_kind: TruthKind,
+    episodes: &[Episode],
+    truth: &[Truth],
+    first_issued: &HashMap<&str, i64>,
+) -> KindScore {
+    let eps: Vec<&Episode> = episodes.iter().filter(|e| e.kind == kind).collect();
+    let tr: Vec<&Truth> = truth.iter().filter(|t| t.kind == truth_kind).collect();
+    let mut by_key: HashMap<(&str, &str), Vec<&Truth>> = HashMap::new();
+    for t in &tr {
+        by_key
+            .entry((t.store.as_str(), t.sku.as_str()))
+            .or_default()
+            .push(t);
+    }
+    let tp_episodes = eps
+        .iter()
+        .filter(|e| {
+            by_key
+                .get(&(e.store.as_str(), e.sku.as_str()))
+                .is_some_and(|ts| ts.iter().any(|t| overlaps(e, t, p.end_ms, p.grace_ms)))
+        })
+        .count();
+    let mut eps_by_key: HashMap<(&str, &str), Vec<&Episode>> = HashMap::new();
+    for e in &eps {
+        eps_by_key
+            .entry((e.store.as_str(), e.sku.as_str()))
+            .or_default()
+            .push(e);
+    }
+    let (mut found, mut missed, mut too_short) = (0, 0, 0);
+    let (mut fast, mut slow) = ((0, 0), (0, 0));
+    let (mut to_episode, mut to_offer) = (Vec::new(), Vec::new());
+    for t in &tr {
+        if t.end_ms - t.start_ms < p.min_truth_ms {
+            too_short += 1;
+            continue;
+        }
+        // Detected: an episode open at some moment of the interval (it may have opened a
+        // little before, within the grace). The one that answers it is the first to open.
+        let hit = eps_by_key
+            .get(&(t.store.as_str(), t.sku.as_str()))
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e.opened_ms <= t.end_ms && e.closed_ms.unwrap_or(p.end_ms) >= t.start_ms
+            })
+            .min_by_key(|e| e.opened_ms);
+        let bucket = if t.sales_per_hour >= p.fast_seller_per_hour {
+            &mut fast
+        } else {
+            &mut slow
+        };
+        bucket.1 += 1;
+        let Some(e) = hit else {
+            missed += 1;
+            continue;
+        };
+        found += 1;
+        bucket.0 += 1;
+        to_episode.push((e.opened_ms - t.start_ms) as f64 / MINUTE_MS as f64);
+        if let Some(&at) = first_issued.get(e.stockout_id.as_str()) {
+            to_offer.push((at - t.start_ms) as f64 / MINUTE_MS as f64);
+        }
+    }
+    KindScore {
+        tp_episodes,
+        fp_episodes: eps.len() - tp_episodes,
+        found,
+        missed,
+        too_short,
+        fast,
+        slow,
+        to_episode: Spread::of(to_episode),
+        to_offer: Spread::of(to_offer),
+    }
+}
+
+fn change_name(c: &OfferChange) -> &'static str {
+    match c {
+        OfferChange::Issued(_) => "issued",
+        OfferChange::Withdrawn(_) => "withdrawn",
+        OfferChange::Accepted(_) => "accepted",
+        OfferChange::Declined(_) => "declined",
+        OfferChange::Redeemed(_) => "redeemed",
+        OfferChange::Expired(_) => "expired",
+        OfferChange::NotOffered(_) => "not offered",
+    }
+}
+
+/// Scores the run: `episodes` from [`episodes`], every `OfferEvent` read from `floor.offers.v1`.
+pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEvent]) -> Report {
+    let mut seen = HashSet::new();
+    let offers: Vec<&OfferEvent> = offers
+        .iter()
+        .filter(|o| seen.insert(o.event_id.as_str()))
+        .collect();
+    let mut first_issued: HashMap<&str, i64> = HashMap::new();
+    let mut issued_ids = HashSet::new();
+    let mut os = OfferScore::default();
+    let mut not_offered = HashSet::new();
+    let mut budget: BTreeMap<(&str, i64), f64> = BTreeMap::new();
+    for o in &offers {
+        if o.budget_cents > 0 {
+            let r = o.budget_committed_cents as f64 / o.budget_cents as f64;
+            let day = o.occurred_at_ms.div_euclid(DAY_MS);
+            let e = budget.entry((o.store_id.as_str(), day)).or_insert(r);
+            *e = e.max(r);
+        }
+        let Some(c) = &o.change else { continue };
+        match c {
+            OfferChange::Issued(i) => {
+                let at = first_issued.entry(o.stockout_id.as_str()).or_insert(o.occurred_at_ms);
+                *at = (*at).min(o.occurred_at_ms);
+                if issued_ids.insert(o.offer_id.as_str()) {
+                    os.issued += 1;
+                    if i.offer.as_ref().is_some_and(|x| x.suspected) {
+                        os.issued_suspected += 1;
+                    }
+                }
+            }
+            OfferChange::NotOffered(n) => {
+                let cause = not_offered::Cause::try_from(n.cause)
+                    .map_or("unknown", |c| c.as_str_name());
+                if not_offered.insert((o.stockout_id.as_str(), cause)) {
+                    *os.not_offered.entry(cause.to_owned()).or_default() += 1;
+                }
+            }
+            other => *os.lifecycle.entry(change_name(other).to_owned()).or_default() += 1,
+        }
+    }
+    if !budget.is_empty() {
+        os.budget_store_days = budget.len();
+        os.budget_mean = Some(budget.values().sum::<f64>() / budget.len() as f64);
+        os.budget_max = budget.values().copied().reduce(f64::max);
+    }
+    let confirmed = score_kind(&p, Kind::Confirmed, TruthKind::Real, episodes, truth, &first_issued);
+    let suspected =
+        score_kind(&p, Kind::Suspected, TruthKind::Phantom, episodes, truth, &first_issued);
+    // Which episodes matched the truth (of their own kind), for "offers for true stockouts".
+    let true_ids: HashSet<&str> = episodes
+        .iter()
+        .filter(|e| {
+            let want = match e.kind {
+                Kind::Confirmed => TruthKind::Real,
+                Kind::Suspected => TruthKind::Phantom,
+                Kind::Unspecified => return false,
+            };
+            truth
+                .iter()
+                .any(|t| t.kind == want && overlaps(e, t, p.end_ms, p.grace_ms))
+        })
+        .map(|e| e.stockout_id.as_str())
+        .collect();
+    os.issued_for_true_stockouts = first_issued
+        .keys()
+        .filter(|id| true_ids.contains(*id))
+        .count();
+    Report {
+        other_episodes: episodes
+            .iter()
+            .filter(|e| e.kind == Kind::Unspecified)
+            .count(),
+        params: p,
+        confirmed,
+        suspected,
+        offers: os,
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_owned(), |v| format!("{:.1} %", v * 100.0))
+}
+
+fn spread(s: &Option<Spread>) -> String {
+    s.map_or_else(
+        || "n/a".to_owned(),
+        |s| {
+            format!(
+                "median {:.0} min, p90 {:.0} min, max {:.0} min (n={})",
+                s.median, s.p90, s.max, s.n
+            )
+        },
+    )
+}
+
+fn share(found: usize, of: usize) -> String {
+    match ratio(found, of) {
+        Some(r) => format!("{found}/{of} ({:.0} %)", r * 100.0),
+        None => "n/a (none)".to_owned(),
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.params;
+        writeln!(
+            f,
+            "detection (grace {} min; truth intervals shorter than {} min are not counted for recall)",
+            p.grace_ms / MINUTE_MS,
+            p.min_truth_ms / MINUTE_MS
+        )?;
+        for (name, truth, k) in [
+            ("confirmed", "real stockouts", &self.confirmed),
+            ("suspected", "phantom stockouts", &self.suspected),
+        ] {
+            writeln!(f, "  {name} episodes vs {truth}:")?;
+            writeln!(
+                f,
+                "    precision {}  (TP {}, FP {})",
+                pct(k.precision()),
+                k.tp_episodes,
+                k.fp_episodes
+            )?;
+            writeln!(
+                f,
+                "    recall    {}  (TP {}, FN {}; {} shorter intervals not counted)",
+                pct(k.recall()),
+                k.found,
+                k.missed,
+                k.too_short
+            )?;
+            if truth.starts_with("phantom") {
+                writeln!(
+                    f,
+                    "    recall by seller: fast (>= {} sales/h) {}, slow {}",
+                    p.fast_seller_per_hour,
+                    share(k.fast.0, k.fast.1),
+                    share(k.slow.0, k.slow.1)
+                )?;
+            }
+            writeln!(f, "    cause -> episode opened: {}", spread(&k.to_episode))?;
+            writeln!(f, "    cause -> offer issued:   {}", spread(&k.to_offer))?;
+        }
+        if self.other_episodes > 0 {
+            writeln!(f, "  episodes of unspecified kind: {}", self.other_episodes)?;
+        }
+        let o = &self.offers;
+        writeln!(f, "offers")?;
+        writeln!(
+            f,
+            "  issued {} ({} suspected), {} per store per day; {} answer a true stockout",
+            o.issued,
+            o.issued_suspected,
+            self.offers_per_store_day()
+                .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}")),
+            o.issued_for_true_stockouts
+        )?;
+        let causes = if o.not_offered.is_empty() {
+            "none".to_owned()
+        } else {
+            o.not_offered
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(f, "  not offered: {causes}")?;
+        if !o.lifecycle.is_empty() {
+            let l = o
+                .lifecycle
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(f, "  later events: {l}")?;
+        }
+        match (o.budget_mean, o.budget_max) {
+            (Some(mean), Some(max)) => writeln!(
+                f,
+                "  budget use per store-day (max committed / budget): mean {:.1} %, max {:.1} % over {} store-days",
+                mean * 100.0,
+                max * 100.0,
+                o.budget_store_days
+            ),
+            _ => writeln!(f, "  budget use: n/a (no event carried a budget)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+#![allow(clippy::unwrap_used)]
+use shelfguard_events::floor::{Issued, NotOffered, Offer};
+use shelfguard_events::stockout::{Closed, Opened};
+
+use super::*;
+
+const H: i64 = 3_600_000;
+const T0: i64 = 1_735_689_600_000;
+
+fn params() -> Params {
+    Params {
+        start_ms: T0,
+        end_ms: T0 + 48 * H,
+        stores: 2,
+        grace_ms: 30 * MINUTE_MS,
+        min_truth_ms: H,
+        fast_seller_per_hour: 1.0,
+    }
+}
+
+fn truth(store: &str, sku: &str, kind: TruthKind, from_h: i64, to_h: i64, rate: f64) -> Truth {
+    Truth {
+        store: store.into(),
+        sku: sku.into(),
+        kind,
+        start_ms: T0 + from_h * H,
+        end_ms: T0 + to_h * H,
+        sales_per_hour: rate,
+    }
+}
+
+fn opened(store: &str, sku: &str, n: u32, kind: Kind, at_min: i64) -> StockoutEvent {
+    let id = format!("{store}/{sku}/S{n}");
+    StockoutEvent {
+        event_id: format!("so:{id}:opened"),
+        occurred_at_ms: T0 + at_min * MINUTE_MS,
+        store_id: store.into(),
+        stockout_id: id,
+        sku: sku.into(),
+        change: Some(Change::Opened(Opened {
+            kind: kind as i32,
+            ..Default::default()
+        })),
+    }
+}
+
+fn closed(store: &str, sku: &str, n: u32, at_min: i64) -> StockoutEvent {
+    let id = format!("{store}/{sku}/S{n}");
+    StockoutEvent {
+        event_id: format!("so:{id}:closed"),
+        occurred_at_ms: T0 + at_min * MINUTE_MS,
+        store_id: store.into(),
+        stockout_id: id,
+        sku: sku.into(),
+        change: Some(Change::Closed(Closed::default())),
+    }
+}
+
+fn issued(stockout_id: &str, at_min: i64, suspected: bool, budget: (i64, i64)) -> OfferEvent {
+    let store = stockout_id.split('/').next().unwrap();
+    OfferEvent {
+        event_id: format!("{stockout_id}/offer:issued"),
+        occurred_at_ms: T0 + at_min * MINUTE_MS,
+        store_id: store.into(),
+        offer_id: format!("{stockout_id}/offer"),
+        stockout_id: stockout_id.into(),
+        sku: stockout_id.split('/').nth(1).unwrap().into(),
+        budget_cents: budget.0,
+        budget_committed_cents: budget.1,
+        change: Some(OfferChange::Issued(Issued {
+            offer: Some(Offer {
+                suspected,
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
+fn not_offered_ev(stockout_id: &str, cause: not_offered::Cause) -> OfferEvent {
+    OfferEvent {
+        event_id: format!("{stockout_id}:no:{}", cause as i32),
+        occurred_at_ms: T0,
+        store_id: stockout_id.split('/').next().unwrap().into(),
+        stockout_id: stockout_id.into(),
+        change: Some(OfferChange::NotOffered(NotOffered {
+            cause: cause as i32,
+            reason: String::new(),
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn episodes_pair_opens_and_closes_and_ignore_duplicates() {
+    let ev = [
+        opened("S1", "A", 1, Kind::Confirmed, 60),
+        opened("S1", "A", 1, Kind::Confirmed, 60),
+        closed("S1", "A", 1, 120),
+        closed("S1", "A", 1, 999),
+        opened("S1", "A", 2, Kind::Suspected, 300),
+        closed("S2", "B", 1, 5), // a close without its open
+    ];
+    let eps = episodes(&ev);
+    assert_eq!(eps.len(), 2);
+    assert_eq!(
+        (eps[0].kind, eps[0].opened_ms, eps[0].closed_ms),
+        (Kind::Confirmed, T0 + 60 * MINUTE_MS, Some(T0 + 120 * MINUTE_MS))
+    );
+    assert_eq!((eps[1].kind, eps[1].closed_ms), (Kind::Suspected, None));
+}
+
+#[test]
+fn precision_recall_and_delays_per_kind() {
+    let truth = vec![
+        // Real, found by S1/A/S1 (opened 10 min after the start), offer 12 min after.
+        truth("S1", "A", TruthKind::Real, 2, 10, 3.0),
+        // Real, missed.
+        truth("S1", "B", TruthKind::Real, 5, 9, 3.0),
+        // Real but too short to count; an episode on it still is a true positive.
+        truth("S2", "C", TruthKind::Real, 20, 20, 3.0),
+        // Phantom of a fast seller, found; phantom of a slow seller, missed.
+        truth("S2", "D", TruthKind::Phantom, 1, 30, 2.0),
+        truth("S2", "E", TruthKind::Phantom, 1, 30, 0.1),
+    ];
+    let ev = vec![
+        opened("S1", "A", 1, Kind::Confirmed, 130),
+        closed("S1", "A", 1, 700),
+        opened("S2", "C", 1, Kind::Confirmed, 20 * 60 + 20), // within the grace after the end
+        // A confirmed episode where the truth is a phantom: wrong kind, false positive.
+        opened("S2", "D", 1, Kind::Confirmed, 100),
+        closed("S2", "D", 1, 110),
+        opened("S2", "D", 2, Kind::Suspected, 300),
+        // Suspected on a key with no truth at all (a slow seller's natural gap).
+        opened("S1", "Z", 1, Kind::Suspected, 400),
+        closed("S1", "Z", 1, 500),
+        // Confirmed long after the truth of S1/B ended (outside the grace): false positive.
+        opened("S1", "B", 1, Kind::Confirmed, 12 * 60),
+    ];
+    let offers = vec![
+        issued("S1/A/S1", 132, false, (0, 0)),
+        issued("S1/A/S1", 132, false, (0, 0)), // duplicate
+        issued("S2/D/S2", 340, true, (0, 0)),
+        issued("S1/Z/S1", 401, true, (0, 0)),
+        not_offered_ev("S1/B/S1", not_offered::Cause::NoSubstitute),
+        not_offered_ev("S1/B/S1", not_offered::Cause::NoSubstitute),
+    ];
+    let r = score(params(), &truth, &episodes(&ev), &offers);
+    let c = &r.confirmed;
+    assert_eq!((c.tp_episodes, c.fp_episodes), (2, 2));
+    assert_eq!((c.found, c.missed, c.too_short), (1, 1, 1));
+    assert_eq!(c.precision(), Some(0.5));
+    assert_eq!(c.recall(), Some(0.5));
+    let te = c.to_episode.unwrap();
+    assert_eq!((te.n, te.median), (1, 10.0));
+    assert_eq!(c.to_offer.unwrap().median, 12.0);
+    let s = &r.suspected;
+    assert_eq!((s.tp_episodes, s.fp_episodes), (1, 1));
+    assert_eq!((s.found, s.missed), (1, 1));
+    assert_eq!((s.fast, s.slow), ((1, 1), (0, 1)));
+    assert_eq!(s.to_episode.unwrap().median, 240.0);
+    assert_eq!(s.to_offer.unwrap().median, 280.0);
+    let o = &r.offers;
+    assert_eq!((o.issued, o.issued_suspected, o.issued_for_true_stockouts), (3, 2, 2));
+    assert_eq!(o.not_offered.get("CAUSE_NO_SUBSTITUTE"), Some(&1));
+    assert_eq!(r.offers_per_store_day(), Some(3.0 / 4.0));
+    assert_eq!(o.budget_mean, None);
+    let text = r.to_string();
+    assert!(text.contains("precision 50.0 %"), "{text}");
+    assert!(text.contains("budget use: n/a"), "{text}");
+}
+
+#[test]
+fn no_episodes_of_a_kind_reads_not_available() {
+    let truth = vec![truth("S1", "A", TruthKind::Phantom, 1, 5, 2.0)];
+    let r = score(params(), &truth, &[], &[]);
+    assert_eq!(r.suspected.precision(), None);
+    assert_eq!(r.suspected.recall(), Some(0.0));
+    assert_eq!(r.confirmed.recall(), None);
+    assert_eq!(r.confirmed.to_offer, None);
+    let text = r.to_string();
+    assert!(text.contains("precision n/a"), "{text}");
+    assert!(text.contains("cause -> offer issued:   n/a"), "{text}");
+}
+
+#[test]
+fn budget_use_is_the_daily_peak_per_store() {
+    let offers = vec![
+        issued("S1/A/S1", 60, false, (1000, 200)),
+        issued("S1/B/S1", 120, false, (1000, 600)),
+        issued("S1/C/S1", 25 * 60, false, (1000, 100)), // next day
+        issued("S2/A/S1", 60, false, (2000, 2000)),
+    ];
+    let r = score(params(), &[], &[], &offers);
+    assert_eq!(r.offers.budget_store_days, 3);
+    assert!((r.offers.budget_mean.unwrap() - (0.6 + 0.1 + 1.0) / 3.0).abs() < 1e-9);
+    assert_eq!(r.offers.budget_max, Some(1.0));
+}
+
+#[test]
+fn spread_uses_nearest_rank() {
+    assert_eq!(Spread::of(vec![]), None);
+    let s = Spread::of((1..=10).rev().map(f64::from).collect()).unwrap();
+    assert_eq!((s.n, s.median, s.p90, s.max), (10, 5.0, 9.0, 10.0));
+    let one = Spread::of(vec![-3.0]).unwrap();
+    assert_eq!((one.median, one.p90, one.max), (-3.0, -3.0, -3.0));
+}

@@ -1,0 +1,841 @@
+//! A simulated week with ground truth: the stores, their shoppers and the warehouse in
+//! *simulated* time, and the truth the services never see: what is really on each shelf.
+//!
+//! Pure: no I/O, no clock. The driver (the `week` command of the e2e crate) asks for the
+//! records of each time step, publishes them, feeds back the reorder requests inventory
+//! publishes ([`Week::on_request`]), and at the end takes the truth intervals ([`Week::finish`]).
+//!
+//! Per (store, SKU) the model keeps the TRUE shelf stock and a mirror of the books (what
+//! inventory's figure must be, from the records published). They differ only by a phantom
+//! stockout: the goods leave the shelf without any record (misplaced, unrecorded theft).
+//! Shoppers cannot buy what is not on the shelf: a basket line for an empty shelf is dropped.
+//!
+//! Time is quantised: everything but baskets (warehouse outcomes, receipts, counts, phantom
+//! starts and ends) happens at the start of a step; the baskets of a step come after it. The
+//! driver publishes the step-start records and waits until inventory applied them before it
+//! publishes the baskets, so the order inventory applies them in is the order modelled here.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use shelfguard_events::catalog::Product;
+use shelfguard_events::store::{MovementKind, Sale, SaleLine, StockMovement};
+use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome, ReorderRequest};
+
+use crate::traffic::{self, Popularity};
+use crate::warehouse::FAILURE_REASONS;
+use crate::{catalog, mix_seed, store_id};
+
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+/// Mean units per basket line (1 or 2, uniform).
+const UNITS_PER_LINE: f64 = 1.5;
+
+/// How the simulated week behaves. Every range is inclusive and drawn uniformly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeekConfig {
+    /// Seed of everything: catalogue, popularity, baskets, causes, warehouse delays.
+    pub seed: u64,
+    /// Number of stores (`S-001`, ...).
+    pub stores: usize,
+    /// Simulated days.
+    pub days: u32,
+    /// Start of the simulated time, UTC ms (a midnight keeps "per day" figures on UTC days).
+    pub start_ms: i64,
+    /// Length of one step in simulated ms: the grain of warehouse, count and phantom times.
+    pub step_ms: i64,
+    /// Mean baskets per hour of a store; each store gets 0.7-1.3 times this.
+    pub baskets_per_hour: f64,
+    /// Reorder point of a SKU = its mean demand over this many hours (at least 2 units),
+    /// so that an ordinary delivery usually arrives before the shelf is empty.
+    pub reorder_cover_hours: f64,
+    /// Order-up-to = reorder point + the mean demand over this many hours (at least 6 units).
+    pub order_cycle_hours: f64,
+    /// Real stockouts: troubled (store, SKU)s per store per simulated day. From a random
+    /// moment on, the warehouse fails every reorder of one for `trouble_hours`.
+    pub troubled_per_store_day: f64,
+    /// How long the warehouse keeps failing a troubled (store, SKU), in hours, counted from
+    /// the first reorder it fails.
+    pub trouble_hours: (f64, f64),
+    /// Phantom stockouts per store per simulated day: the shelf empties without a record.
+    pub phantoms_per_store_day: f64,
+    /// Share of phantoms that end when staff find the goods (the shelf refills silently);
+    /// the others end with a scheduled COUNT that publishes the true (empty) figure.
+    pub phantom_found_share: f64,
+    /// Hours from the loss to the staff finding the goods.
+    pub phantom_found_after_hours: (f64, f64),
+    /// Hours from the loss to the COUNT that corrects the books.
+    pub phantom_count_after_hours: (f64, f64),
+    /// Minutes from a request to its FAILED outcome.
+    pub fail_after_minutes: (i64, i64),
+    /// Minutes from a request to its FULFILLED outcome.
+    pub fulfil_after_minutes: (i64, i64),
+    /// Hours from a FULFILLED outcome to the goods received in store (the receipt).
+    pub delivery_hours: (f64, f64),
+    /// Every this many hours each store counts the SKUs its books show empty (a gap scan):
+    /// the count confirms the empty shelf and gives inventory an event to retry a failed reorder on.
+    pub gap_scan_every_hours: i64,
+}
+
+impl Default for WeekConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            stores: 20,
+            days: 7,
+            start_ms: 1_735_689_600_000, // 2025-01-01T00:00Z
+            step_ms: 15 * MINUTE_MS,
+            baskets_per_hour: 40.0,
+            reorder_cover_hours: 10.0,
+            order_cycle_hours: 48.0,
+            troubled_per_store_day: 0.5,
+            trouble_hours: (24.0, 72.0),
+            phantoms_per_store_day: 0.5,
+            phantom_found_share: 0.4,
+            phantom_found_after_hours: (2.0, 36.0),
+            phantom_count_after_hours: (12.0, 48.0),
+            fail_after_minutes: (10, 90),
+            fulfil_after_minutes: (5, 30),
+            delivery_hours: (2.0, 12.0),
+            gap_scan_every_hours: 4,
+        }
+    }
+}
+
+impl WeekConfig {
+    /// End of the simulated time (exclusive), UTC ms.
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + i64::from(self.days) * 24 * HOUR_MS
+    }
+
+    /// Number of steps in the week.
+    pub fn steps(&self) -> i64 {
+        (self.end_ms() - self.start_ms + self.step_ms - 1) / self.step_ms.max(1)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if self.stores == 0 || self.stores > 999 {
+            return Err(format!("stores must be 1..=999, got {}", self.stores));
+        }
+        if self.days == 0 {
+            return Err("days must be > 0".into());
+        }
+        if self.step_ms < MINUTE_MS || (24 * HOUR_MS) % self.step_ms != 0 {
+            return Err(format!(
+                "the step must be at least a minute and divide a day, got {} ms",
+                self.step_ms
+            ));
+        }
+        if !(self.baskets_per_hour.is_finite() && self.baskets_per_hour > 0.0) {
+            return Err("baskets per hour must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What kind of stockout a truth interval is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TruthKind {
+    /// The shelf is truly empty and replenishment is blocked (the latest reorder failed).
+    Real,
+    /// The books say there is stock, but the shelf is truly empty.
+    Phantom,
+}
+
+/// One ground-truth interval of one (store, SKU).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    pub store: String,
+    pub sku: String,
+    pub kind: TruthKind,
+    /// When it began (simulated UTC ms): the moment both of its conditions held.
+    pub start_ms: i64,
+    /// When it ended, or the end of the run if it was still on.
+    pub end_ms: i64,
+    /// Expected sale lines per hour of this (store, SKU) when the shelf is stocked: phantom
+    /// detection depends on it, so the report can tell fast sellers from slow ones.
+    pub sales_per_hour: f64,
+}
+
+/// The records of one step, in publication order per topic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Counts and receipts (store.stock-movements.v1).
+    pub movements: Vec<StockMovement>,
+    /// Reorder outcomes (warehouse.reorder-outcomes.v1).
+    pub outcomes: Vec<ReorderOutcome>,
+    /// Baskets (store.sales.v1).
+    pub sales: Vec<Sale>,
+    /// What inventory's on-hand must be after each record, per SKU: `(event_id, sku, on_hand)`;
+    /// lets the driver check that the books it models are inventory's books.
+    pub expected: Vec<(String, String, i32)>,
+}
+
+/// Counters of what the week did, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WeekStats {
+    /// Baskets published (baskets whose every line met an empty shelf are not).
+    pub baskets: u64,
+    /// Sale lines published.
+    pub lines: u64,
+    /// Basket lines dropped because the shelf was truly empty (lost sales).
+    pub lines_lost: u64,
+    /// Reorder requests answered.
+    pub requests: u64,
+    /// FAILED outcomes published.
+    pub failed: u64,
+    /// FULFILLED outcomes published (including those that only confirm a delivery on its way).
+    pub fulfilled: u64,
+    /// Receipts published.
+    pub receipts: u64,
+    /// Gap-scan counts published (SKUs the books show empty).
+    pub gap_scans: u64,
+    /// Phantom losses injected.
+    pub phantoms: u64,
+    /// Phantoms ended by staff finding the goods / by a COUNT.
+    pub phantoms_found: u64,
+    pub phantoms_counted: u64,
+    /// Troubled (store, SKU)s scheduled, and how many had a reorder failed.
+    pub troubled: u64,
+    pub troubled_started: u64,
+}
+
+/// A troubled (store, SKU): the warehouse fails its reorders for a while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Trouble {
+    /// From when a request is failed (UTC ms).
+    armed_at_ms: i64,
+    /// How long failures go on once the first one happened.
+    lasts_ms: i64,
+    /// When the first request was failed.
+    started_at_ms: Option<i64>,
+}
+
+impl Trouble {
+    fn fails(&mut self, at_ms: i64) -> bool {
+        if at_ms < self.armed_at_ms {
+            return false;
+        }
+        let started = *self.started_at_ms.get_or_insert(at_ms);
+        at_ms < started + self.lasts_ms
+    }
+}
+
+/// One (store, SKU) as it truly is.
+#[derive(Debug, Clone, Default)]
+struct Item {
+    /// Units truly on the shelf (shoppers can only buy these).
+    shelf: i32,
+    /// Units the books say (inventory's on-hand, modelled from the records published).
+    books: i32,
+    /// Units lost by a phantom, still somewhere in the store (found again, or written off by a count).
+    hidden: i32,
+    /// The latest reorder outcome was FAILED: replenishment is blocked.
+    blocked: bool,
+    /// A shipment is on its way: further requests wait for it (answered once it arrives),
+    /// as inventory would otherwise order the same goods again on every fulfilled outcome.
+    in_transit: bool,
+    /// Requests waiting for the shipment on its way.
+    held: Vec<ReorderRequest>,
+    trouble: Option<Trouble>,
+    /// A phantom loss is under way (its end is scheduled).
+    phantom: bool,
+    /// Open truth intervals: since when.
+    real_since: Option<i64>,
+    phantom_since: Option<i64>,
+}
+
+/// Things that happen at a step start, in time order.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Outcome(ReorderOutcome),
+    Receipt(StockMovement),
+    /// A phantom loss in the store: an eligible SKU is picked when it happens.
+    PhantomStart { store: usize },
+    PhantomFound { store: usize, sku: usize },
+    PhantomCount { store: usize, sku: usize },
+}
+
+/// One store's shoppers.
+#[derive(Debug, Clone)]
+struct Store {
+    id: String,
+    /// Baskets per hour (the mean times 0.7-1.3).
+    baskets_per_hour: f64,
+    /// When the next basket comes (UTC ms).
+    next_basket_ms: i64,
+    /// Baskets so far (basket ids).
+    seq: u64,
+    rng: StdRng,
+}
+
+/// The simulated stores, the warehouse and the truth.
+#[derive(Debug)]
+pub struct Week {
+    cfg: WeekConfig,
+    /// The catalogue, with reorder points and order-up-to levels set from the demand.
+    catalog: Vec<Product>,
+    /// Chain-wide popularity (one best-seller list for every store).
+    popularity: Popularity,
+    stores: Vec<Store>,
+    /// `items[store][sku index]`.
+    items: Vec<Vec<Item>>,
+    /// Due actions by (time, sequence).
+    agenda: BTreeMap<(i64, u64), Action>,
+    agenda_seq: u64,
+    /// Reorder ids already answered (inventory may redeliver a request).
+    answered: HashSet<String>,
+    store_index: HashMap<String, usize>,
+    sku_index: HashMap<String, usize>,
+    /// Random draws of causes and the warehouse.
+    rng: StdRng,
+    truth: Vec<Truth>,
+    /// Time of the latest step start applied.
+    now_ms: i64,
+    pub stats: WeekStats,
+}
+
+fn uniform_ms(rng: &mut impl Rng, (lo, hi): (f64, f64)) -> i64 {
+    let h = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+    (h * HOUR_MS as f64) as i64
+}
+
+impl Week {
+    pub fn new(cfg: WeekConfig) -> Result<Self, String> {
+        cfg.check()?;
+        let mut catalog = catalog::generate(cfg.seed, cfg.start_ms);
+        let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_0001));
+        let popularity = Popularity::new(&mut rng, catalog.len(), &[], 0.0);
+        let lines_per_hour = cfg.baskets_per_hour * (1.0 + traffic::EXTRA_LINES_MEAN);
+        for (i, p) in catalog.iter_mut().enumerate() {
+            let units_per_hour = lines_per_hour * popularity.share(i) * UNITS_PER_LINE;
+            let rp = ((units_per_hour * cfg.reorder_cover_hours).ceil() as i32).max(2);
+            let cycle = ((units_per_hour * cfg.order_cycle_hours).ceil() as i32).max(6);
+            p.reorder_point = rp;
+            p.order_up_to = rp + cycle;
+        }
+        let (start, end) = (cfg.start_ms, cfg.end_ms());
+        let mut stores = Vec::new();
+        let mut items = Vec::new();
+        for s in 0..cfg.stores {
+            let mut srng = StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_5000 + s as u64));
+            let rate = cfg.baskets_per_hour * srng.random_range(0.7..=1.3);
+            let first = start + 1 + next_gap_ms(&mut srng, rate);
+            items.push(
+                catalog
+                    .iter()
+                    .map(|p| {
+                        let n = srng.random_range(p.reorder_point + 1..=p.order_up_to);
+                        Item {
+                            shelf: n,
+                            books: n,
+                            ..Item::default()
+                        }
+                    })
+                    .collect(),
+            );
+            stores.push(Store {
+                id: store_id(s),
+                baskets_per_hour: rate,
+                next_basket_ms: first,
+                seq: 0,
+                rng: srng,
+            });
+        }
+        let mut week = Self {
+            store_index: stores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
+            sku_index: catalog
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.sku.clone(), i))
+                .collect(),
+            catalog,
+            popularity,
+            stores,
+            items,
+            agenda: BTreeMap::new(),
+            agenda_seq: 0,
+            answered: HashSet::new(),
+            rng,
+            truth: Vec::new(),
+            now_ms: start,
+            stats: WeekStats::default(),
+            cfg,
+        };
+        // The causes: troubled (store, SKU)s and phantom losses, at random times.
+        let per_store = |rate: f64, days: u32| (rate * f64::from(days)).round() as usize;
+        let span = |rng: &mut StdRng, lo: i64, hi: i64| {
+            if hi > lo {
+                rng.random_range(lo..hi)
+            } else {
+                lo
+            }
+        };
+        for s in 0..week.cfg.stores {
+            for _ in 0..per_store(week.cfg.troubled_per_store_day, week.cfg.days) {
+                let at = span(&mut week.rng, start, end - 24 * HOUR_MS);
+                let lasts = uniform_ms(&mut week.rng, week.cfg.trouble_hours);
+                // A SKU by popularity (what sells is what runs out), not troubled already.
+                for _ in 0..50 {
+                    let Some(i) = week.popularity.sample(&mut week.rng) else {
+                        break;
+                    };
+                    if week.items[s][i].trouble.is_none() {
+                        week.items[s][i].trouble = Some(Trouble {
+                            armed_at_ms: at,
+                            lasts_ms: lasts,
+                            started_at_ms: None,
+                        });
+                        week.stats.troubled += 1;
+                        break;
+                    }
+                }
+            }
+            for _ in 0..per_store(week.cfg.phantoms_per_store_day, week.cfg.days) {
+                let at = span(&mut week.rng, start + 6 * HOUR_MS, end - 2 * HOUR_MS);
+                week.schedule(at, Action::PhantomStart { store: s });
+            }
+        }
+        Ok(week)
+    }
+
+    pub fn config(&self) -> &WeekConfig {
+        &self.cfg
+    }
+
+    /// The catalogue to publish (reorder points and order-up-to levels fitted to the demand).
+    pub fn catalog(&self) -> &[Product] {
+        &self.catalog
+    }
+
+    pub fn store_ids(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// The opening COUNT of every (store, SKU), at the start of the week.
+    pub fn opening_counts(&self) -> Batch {
+        let mut b = Batch::default();
+        for (s, store) in self.stores.iter().enumerate() {
+            for (i, p) in self.catalog.iter().enumerate() {
+                let n = self.items[s][i].books;
+                let m = movement(
+                    format!("wk-open-{}-{i}", store.id),
+                    self.cfg.start_ms,
+                    &store.id,
+                    &p.sku,
+                    MovementKind::Count,
+                    n,
+                    "opening count",
+                );
+                b.expected.push((m.event_id.clone(), p.sku.clone(), n));
+                b.movements.push(m);
+            }
+        }
+        b
+    }
+
+    /// Expected sale lines per hour of `sku` in store `s` while it is on the shelf.
+    fn sales_per_hour(&self, s: usize, i: usize) -> f64 {
+        self.stores[s].baskets_per_hour
+            * (1.0 + traffic::EXTRA_LINES_MEAN)
+            * self.popularity.share(i)
+    }
+
+    fn schedule(&mut self, at_ms: i64, action: Action) {
+        self.agenda_seq += 1;
+        self.agenda.insert((at_ms, self.agenda_seq), action);
+    }
+
+    /// A reorder request inventory published: the warehouse decides now and schedules its
+    /// outcome (and receipt). Requests already answered and unknown keys are ignored.
+    pub fn on_request(&mut self, req: &ReorderRequest) {
+        let (Some(&s), Some(&i)) = (
+            self.store_index.get(&req.store_id),
+            self.sku_index.get(&req.sku),
+        ) else {
+            return;
+        };
+        if !self.answered.insert(req.reorder_id.clone()) {
+            return;
+        }
+        self.stats.requests += 1;
+        let t = req.occurred_at_ms;
+        let item = &mut self.items[s][i];
+        if item.in_transit {
+            item.held.push(req.clone());
+            return;
+        }
+        let was_started = item.trouble.is_some_and(|tr| tr.started_at_ms.is_some());
+        let fails = item.trouble.as_mut().is_some_and(|tr| tr.fails(t));
+        if fails && !was_started {
+            self.stats.troubled_started += 1;
+        }
+        let base = ReorderOutcome {
+            event_id: format!("ro:{}", req.reorder_id),
+            occurred_at_ms: 0,
+            store_id: req.store_id.clone(),
+            reorder_id: req.reorder_id.clone(),
+            sku: req.sku.clone(),
+            status: OutcomeStatus::Failed as i32,
+            quantity_shipped: 0,
+            failure_reason: String::new(),
+            expected_at_ms: 0,
+        };
+        if fails {
+            let (lo, hi) = self.cfg.fail_after_minutes;
+            let at = t + self.rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
+            let reason = FAILURE_REASONS
+                .choose(&mut self.rng)
+                .copied()
+                .unwrap_or(FAILURE_REASONS[0]);
+            let o = ReorderOutcome {
+                failure_reason: reason.to_owned(),
+                ..base
+            };
+            self.schedule(at, Action::Outcome(o));
+            return;
+        }
+        let (lo, hi) = self.cfg.fulfil_after_minutes;
+        let at = t + self.rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
+        let arrives = at + uniform_ms(&mut self.rng, self.cfg.delivery_hours);
+        let shipped = req.quantity.max(0);
+        let o = ReorderOutcome {
+            status: OutcomeStatus::Fulfilled as i32,
+            quantity_shipped: shipped,
+            expected_at_ms: arrives,
+            ..base
+        };
+        self.schedule(at, Action::Outcome(o));
+        if shipped > 0 {
+            self.items[s][i].in_transit = true;
+            let m = movement(
+                format!("rcpt:{}", req.reorder_id),
+                arrives,
+                &req.store_id,
+                &req.sku,
+                MovementKind::Receipt,
+                shipped,
+                &format!("warehouse delivery for reorder {}", req.reorder_id),
+            );
+            self.schedule(arrives, Action::Receipt(m));
+        }
+    }
+
+    /// Opens or closes the truth intervals of (s, i) after a change at `t`.
+    fn observe(&mut self, s: usize, i: usize, t: i64) {
+        let rate = self.sales_per_hour(s, i);
+        let item = &mut self.items[s][i];
+        let real = item.shelf <= 0 && item.blocked;
+        let phantom = item.shelf <= 0 && item.books > 0;
+        let mut ended = Vec::new();
+        match (item.real_since, real) {
+            (None, true) => item.real_since = Some(t),
+            (Some(since), false) => {
+                item.real_since = None;
+                ended.push((TruthKind::Real, since));
+            }
+            _ => {}
+        }
+        match (item.phantom_since, phantom) {
+            (None, true) => item.phantom_since = Some(t),
+            (Some(since), false) => {
+                item.phantom_since = None;
+                ended.push((TruthKind::Phantom, since));
+            }
+            _ => {}
+        }
+        for (kind, start_ms) in ended {
+            self.truth.push(Truth {
+                store: self.stores[s].id.clone(),
+                sku: self.catalog[i].sku.clone(),
+                kind,
+                start_ms,
+                end_ms: t,
+                sales_per_hour: rate,
+            });
+        }
+    }
+
+    /// The step starting at `t`: applies every action due up to `t` (stamped `t`), and the
+    /// gap scans when one is due. Call with increasing `t`, before [`Week::baskets`] of the step.
+    pub fn step_start(&mut self, t: i64) -> Batch {
+        self.now_ms = t;
+        let mut b = Batch::default();
+        while let Some(entry) = self.agenda.first_entry() {
+            if entry.key().0 > t {
+                break;
+            }
+            let action = entry.remove();
+            self.apply(action, t, &mut b);
+        }
+        let scan_ms = self.cfg.gap_scan_every_hours.max(1) * HOUR_MS;
+        if (t - self.cfg.start_ms) % scan_ms == 0 && t > self.cfg.start_ms {
+            for s in 0..self.stores.len() {
+                for i in 0..self.catalog.len() {
+                    let item = &self.items[s][i];
+                    if item.books > 0 {
+                        continue;
+                    }
+                    let n = item.shelf.max(0);
+                    self.items[s][i].books = n;
+                    let m = movement(
+                        format!("wk-scan-{}-{i}-{t}", self.stores[s].id),
+                        t,
+                        &self.stores[s].id,
+                        &self.catalog[i].sku,
+                        MovementKind::Count,
+                        n,
+                        "gap scan: shelf found empty",
+                    );
+                    b.expected.push((m.event_id.clone(), m.sku.clone(), n));
+                    b.movements.push(m);
+                    self.stats.gap_scans += 1;
+                    self.observe(s, i, t);
+                }
+            }
+        }
+        b
+    }
+
+    fn apply(&mut self, action: Action, t: i64, b: &mut Batch) {
+        match action {
+            Action::Outcome(mut o) => {
+                let (Some(&s), Some(&i)) =
+                    (self.store_index.get(&o.store_id), self.sku_index.get(&o.sku))
+                else {
+                    return;
+                };
+                o.occurred_at_ms = t;
+                let failed = o.status == OutcomeStatus::Failed as i32;
+                if failed {
+                    self.stats.failed += 1;
+                } else {
+                    self.stats.fulfilled += 1;
+                }
+                self.items[s][i].blocked = failed;
+                b.expected
+                    .push((o.event_id.clone(), o.sku.clone(), self.items[s][i].books));
+                b.outcomes.push(o);
+                self.observe(s, i, t);
+            }
+            Action::Receipt(mut m) => {
+                let (Some(&s), Some(&i)) =
+                    (self.store_index.get(&m.store_id), self.sku_index.get(&m.sku))
+                else {
+                    return;
+                };
+                m.occurred_at_ms = t;
+                self.stats.receipts += 1;
+                let item = &mut self.items[s][i];
+                item.shelf += m.quantity;
+                item.books += m.quantity;
+                item.in_transit = false;
+                // Requests made while it was on its way: answered now, nothing more to ship.
+                let held = std::mem::take(&mut item.held);
+                b.expected.push((m.event_id.clone(), m.sku.clone(), item.books));
+                b.movements.push(m);
+                self.observe(s, i, t);
+                for req in held {
+                    let o = ReorderOutcome {
+                        event_id: format!("ro:{}", req.reorder_id),
+                        occurred_at_ms: 0,
+                        store_id: req.store_id.clone(),
+                        reorder_id: req.reorder_id.clone(),
+                        sku: req.sku.clone(),
+                        status: OutcomeStatus::Fulfilled as i32,
+                        quantity_shipped: 0,
+                        failure_reason: String::new(),
+                        expected_at_ms: t,
+                    };
+                    // Next step: after inventory has applied the receipt.
+                    self.schedule(t + 1, Action::Outcome(o));
+                }
+            }
+            Action::PhantomStart { store: s } => {
+                for _ in 0..50 {
+                    let Some(i) = self.popularity.sample(&mut self.rng) else {
+                        return;
+                    };
+                    let item = &self.items[s][i];
+                    if item.phantom || item.shelf <= 0 || item.books <= 0 {
+                        continue;
+                    }
+                    self.stats.phantoms += 1;
+                    let item = &mut self.items[s][i];
+                    item.phantom = true;
+                    item.hidden = item.shelf;
+                    item.shelf = 0;
+                    self.observe(s, i, t);
+                    let found = self.rng.random_bool(self.cfg.phantom_found_share.clamp(0.0, 1.0));
+                    if found {
+                        let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_found_after_hours);
+                        self.schedule(at, Action::PhantomFound { store: s, sku: i });
+                    } else {
+                        let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_count_after_hours);
+                        self.schedule(at, Action::PhantomCount { store: s, sku: i });
+                    }
+                    return;
+                }
+            }
+            Action::PhantomFound { store: s, sku: i } => {
+                self.stats.phantoms_found += 1;
+                let item = &mut self.items[s][i];
+                item.phantom = false;
+                item.shelf += std::mem::take(&mut item.hidden);
+                self.observe(s, i, t);
+            }
+            Action::PhantomCount { store: s, sku: i } => {
+                self.stats.phantoms_counted += 1;
+                let item = &mut self.items[s][i];
+                item.phantom = false;
+                item.hidden = 0;
+                item.books = item.shelf;
+                let n = item.books;
+                let m = movement(
+                    format!("wk-count-{}-{i}-{t}", self.stores[s].id),
+                    t,
+                    &self.stores[s].id,
+                    &self.catalog[i].sku,
+                    MovementKind::Count,
+                    n,
+                    "cycle count",
+                );
+                b.expected.push((m.event_id.clone(), m.sku.clone(), n));
+                b.movements.push(m);
+                self.observe(s, i, t);
+            }
+        }
+    }
+
+    /// The baskets of every store in `(from, to)`, in time order per store. Lines for a truly
+    /// empty shelf are dropped (and counted as lost); quantities never exceed the shelf.
+    pub fn baskets(&mut self, from: i64, to: i64) -> Batch {
+        let mut b = Batch::default();
+        for s in 0..self.stores.len() {
+            loop {
+                let at = self.stores[s].next_basket_ms.max(from + 1);
+                if at >= to {
+                    break;
+                }
+                let store = &mut self.stores[s];
+                let gap = next_gap_ms(&mut store.rng, store.baskets_per_hour);
+                store.next_basket_ms = at + gap.max(1);
+                let wanted =
+                    traffic::basket(&mut store.rng, &self.popularity, traffic::EXTRA_LINES_MEAN, |_| 2);
+                let mut lines = Vec::new();
+                for l in wanted {
+                    let item = &mut self.items[s][l.index];
+                    if item.shelf <= 0 {
+                        self.stats.lines_lost += 1;
+                        continue;
+                    }
+                    let q = l.quantity.min(item.shelf);
+                    item.shelf -= q;
+                    item.books = (item.books - q).max(0);
+                    lines.push((l.index, q));
+                }
+                if lines.is_empty() {
+                    continue;
+                }
+                let store = &mut self.stores[s];
+                store.seq += 1;
+                let id = format!("wk-{}-b{}", store.id, store.seq);
+                let mut sale = Sale {
+                    event_id: id.clone(),
+                    occurred_at_ms: at,
+                    store_id: store.id.clone(),
+                    basket_id: id,
+                    lines: Vec::with_capacity(lines.len()),
+                };
+                for (i, q) in lines {
+                    let p = &self.catalog[i];
+                    sale.lines.push(SaleLine {
+                        sku: p.sku.clone(),
+                        quantity: q,
+                        unit_price_cents: p.price_cents,
+                    });
+                    b.expected
+                        .push((sale.event_id.clone(), p.sku.clone(), self.items[s][i].books));
+                    self.observe(s, i, at);
+                }
+                self.stats.baskets += 1;
+                self.stats.lines += sale.lines.len() as u64;
+                b.sales.push(sale);
+            }
+        }
+        b
+    }
+
+    /// Ends the run at `end_ms`: closes the open truth intervals there and returns them all,
+    /// sorted by start.
+    pub fn finish(&mut self, end_ms: i64) -> Vec<Truth> {
+        for s in 0..self.stores.len() {
+            for i in 0..self.catalog.len() {
+                let rate = self.sales_per_hour(s, i);
+                let item = &mut self.items[s][i];
+                for (since, kind) in [
+                    (item.real_since.take(), TruthKind::Real),
+                    (item.phantom_since.take(), TruthKind::Phantom),
+                ] {
+                    if let Some(start_ms) = since {
+                        self.truth.push(Truth {
+                            store: self.stores[s].id.clone(),
+                            sku: self.catalog[i].sku.clone(),
+                            kind,
+                            start_ms,
+                            end_ms,
+                            sales_per_hour: rate,
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = std::mem::take(&mut self.truth);
+        out.sort_by(|a, b| {
+            (a.start_ms, &a.store, &a.sku, a.kind).cmp(&(b.start_ms, &b.store, &b.sku, b.kind))
+        });
+        out
+    }
+
+    /// The true shelf and the books of (store, SKU), for tests and the report.
+    pub fn shelf_and_books(&self, store: &str, sku: &str) -> Option<(i32, i32)> {
+        let s = *self.store_index.get(store)?;
+        let i = *self.sku_index.get(sku)?;
+        let item = &self.items[s][i];
+        Some((item.shelf, item.books))
+    }
+}
+
+/// Exponential gap between baskets of a store selling `per_hour` baskets an hour, in ms.
+fn next_gap_ms(rng: &mut impl Rng, per_hour: f64) -> i64 {
+    traffic::inter_arrival(rng, per_hour / 3600.0)
+        .map_or(i64::MAX / 4, |d| d.as_millis() as i64)
+}
+
+fn movement(
+    event_id: String,
+    at_ms: i64,
+    store: &str,
+    sku: &str,
+    kind: MovementKind,
+    quantity: i32,
+    note: &str,
+) -> StockMovement {
+    StockMovement {
+        event_id,
+        occurred_at_ms: at_ms,
+        store_id: store.to_owned(),
+        sku: sku.to_owned(),
+        kind: kind as i32,
+        quantity,
+        note: note.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+#![allow(clippy::unwrap_used)]
+use std::collections::HashMap;
+
+use shelfguard_events::{Message, validate};
+
+use super::*;
+
+/// One store, one day, no causes: only shoppers (and what a test adds by hand).
+fn quiet(days: u32) -> Week {
+    Week::new(WeekConfig {
+        stores: 1,
+        days,
+        troubled_per_store_day: 0.0,
+        phantoms_per_store_day: 0.0,
+        ..WeekConfig::default()
+    })
+    .unwrap()
+}
+
+fn request(w: &Week, i: usize, n: u32, at_ms: i64) -> ReorderRequest {
+    let sku = w.catalog[i].sku.clone();
+    let reorder_id = format!("S-001/{sku}/R{n}");
+    ReorderRequest {
+        event_id: format!("rr:{reorder_id}"),
+        occurred_at_ms: at_ms,
+        store_id: "S-001".into(),
+        reorder_id,
+        sku,
+        quantity: 20,
+        on_hand: 0,
+    }
+}
+
+/// Runs steps from `from` (inclusive) to `to` (exclusive), returning every batch merged.
+fn run(w: &mut Week, from: i64, to: i64) -> Batch {
+    let mut all = Batch::default();
+    let mut t = from;
+    while t < to {
+        let a = w.step_start(t);
+        let b = w.baskets(t, t + w.cfg.step_ms);
+        for x in [a, b] {
+            all.movements.extend(x.movements);
+            all.outcomes.extend(x.outcomes);
+            all.sales.extend(x.sales);
+            all.expected.extend(x.expected);
+        }
+        t += w.cfg.step_ms;
+    }
+    all
+}
+
+const START: i64 = 1_735_689_600_000;
+
+#[test]
+fn config_is_checked() {
+    assert!(WeekConfig::default().check().is_ok());
+    for bad in [
+        WeekConfig {
+            stores: 0,
+            ..WeekConfig::default()
+        },
+        WeekConfig {
+            days: 0,
+            ..WeekConfig::default()
+        },
+        WeekConfig {
+            step_ms: 7 * MINUTE_MS,
+            ..WeekConfig::default()
+        },
+        WeekConfig {
+            baskets_per_hour: 0.0,
+            ..WeekConfig::default()
+        },
+    ] {
+        assert!(Week::new(bad).is_err());
+    }
+    let c = WeekConfig::default();
+    assert_eq!(c.end_ms() - c.start_ms, 7 * 24 * HOUR_MS);
+    assert_eq!(c.steps(), 7 * 24 * 4);
+}
+
+#[test]
+fn reorder_levels_follow_the_demand() {
+    let w = quiet(1);
+    let by_share = |i: usize| w.popularity.share(i);
+    let top = (0..w.catalog.len())
+        .max_by(|&a, &b| by_share(a).total_cmp(&by_share(b)))
+        .unwrap();
+    let bottom = (0..w.catalog.len())
+        .min_by(|&a, &b| by_share(a).total_cmp(&by_share(b)))
+        .unwrap();
+    let (t, b) = (&w.catalog[top], &w.catalog[bottom]);
+    assert!(t.reorder_point > 10 * b.reorder_point.max(1) / 2, "{t:?} {b:?}");
+    for p in &w.catalog {
+        assert!(p.reorder_point >= 2 && p.order_up_to >= p.reorder_point + 6);
+        validate::product(&p.encode_to_vec()).unwrap();
+    }
+    // Opening stock lies above the reorder point: nothing is reordered at the start.
+    let opening = w.opening_counts();
+    assert_eq!(opening.movements.len(), w.catalog.len());
+    for (m, p) in opening.movements.iter().zip(&w.catalog) {
+        assert!(m.quantity > p.reorder_point && m.quantity <= p.order_up_to);
+        assert_eq!(m.occurred_at_ms, START);
+        validate::movement(&m.encode_to_vec()).unwrap();
+    }
+}
+
+#[test]
+fn same_seed_same_week() {
+    let (mut a, mut b) = (quiet(1), quiet(1));
+    let (x, y) = (run(&mut a, START, START + 6 * HOUR_MS), run(&mut b, START, START + 6 * HOUR_MS));
+    assert_eq!(x, y);
+    assert!(x.sales.len() > 100, "{} baskets in 6 h", x.sales.len());
+}
+
+/// With no warehouse at all, shelves run dry: nobody buys what is not there, the books
+/// follow the shelf, and the dropped lines are counted as lost sales.
+#[test]
+fn shoppers_never_buy_from_an_empty_shelf() {
+    let mut w = quiet(3);
+    let opening: Vec<i32> = w.items[0].iter().map(|it| it.shelf).collect();
+    let all = run(&mut w, START, START + 3 * 24 * HOUR_MS);
+    let mut sold: HashMap<&str, i32> = HashMap::new();
+    let mut last = START;
+    for s in &all.sales {
+        assert!(s.occurred_at_ms > last || s.occurred_at_ms == last && last == START);
+        last = s.occurred_at_ms;
+        validate::sale(&s.encode_to_vec()).unwrap();
+        for l in &s.lines {
+            *sold.entry(l.sku.as_str()).or_default() += l.quantity;
+        }
+    }
+    for (i, p) in w.catalog.iter().enumerate() {
+        let n = sold.get(p.sku.as_str()).copied().unwrap_or(0);
+        assert!(n <= opening[i], "{} sold {n} of {}", p.sku, opening[i]);
+        assert_eq!(w.items[0][i].shelf, opening[i] - n);
+        assert_eq!(w.items[0][i].books, w.items[0][i].shelf);
+    }
+    assert!(all.expected.iter().all(|(_, _, n)| *n >= 0));
+    assert!(w.stats.lines_lost > 0, "the best sellers ran out");
+    // No phantom, no failed reorder: no truth interval at all.
+    assert!(w.finish(START + 3 * 24 * HOUR_MS).is_empty());
+}
+
+#[test]
+fn a_troubled_reorder_fails_then_ships_and_the_real_interval_covers_empty_and_blocked() {
+    let mut w = quiet(3);
+    let i = 5;
+    w.items[0][i].trouble = Some(Trouble {
+        armed_at_ms: START,
+        lasts_ms: 10 * HOUR_MS,
+        started_at_ms: None,
+    });
+    w.items[0][i].shelf = 2;
+    w.items[0][i].books = 2;
+    // Request at 01:00 fails 10-90 min later: applied at the next step start after that.
+    w.on_request(&request(&w, i, 1, START + HOUR_MS));
+    w.on_request(&request(&w, i, 1, START + HOUR_MS)); // redelivered: ignored
+    assert_eq!(w.stats.requests, 1);
+    let mut failed_at = None;
+    let mut t = START + HOUR_MS;
+    while failed_at.is_none() {
+        t += w.cfg.step_ms;
+        let b = w.step_start(t);
+        if let Some(o) = b.outcomes.first() {
+            assert_eq!(o.status, OutcomeStatus::Failed as i32);
+            assert!(FAILURE_REASONS.contains(&o.failure_reason.as_str()));
+            assert_eq!(o.occurred_at_ms, t, "stamped with the step start");
+            validate::outcome(&o.encode_to_vec()).unwrap();
+            failed_at = Some(t);
+        }
+        assert!(t <= START + HOUR_MS + 90 * MINUTE_MS + w.cfg.step_ms);
+    }
+    assert!(w.items[0][i].blocked);
+    assert_eq!(w.stats.troubled_started, 1);
+    // The shelf still holds 2: not a real stockout yet. It empties at 04:00.
+    let empty_at = START + 4 * HOUR_MS;
+    w.items[0][i].shelf = 0;
+    w.items[0][i].books = 0;
+    w.observe(0, i, empty_at);
+    // A retry inside the trouble window fails again; one after it (failures began at 01:00
+    // and last 10 h) is fulfilled, which ends the interval (the goods are on their way).
+    w.on_request(&request(&w, i, 2, START + 6 * HOUR_MS));
+    let step = w.cfg.step_ms;
+    let b = run(&mut w, START + 6 * HOUR_MS, START + 8 * HOUR_MS + step);
+    assert!(b.outcomes.iter().any(|o| o.status == OutcomeStatus::Failed as i32));
+    w.on_request(&request(&w, i, 3, START + 12 * HOUR_MS));
+    let mut fulfilled_at = None;
+    let mut t = START + 12 * HOUR_MS;
+    while fulfilled_at.is_none() {
+        t += w.cfg.step_ms;
+        if let Some(o) = w.step_start(t).outcomes.first() {
+            assert_eq!(o.status, OutcomeStatus::Fulfilled as i32);
+            assert_eq!(o.quantity_shipped, 20);
+            assert!(o.expected_at_ms >= t + 2 * HOUR_MS);
+            fulfilled_at = Some(t);
+        }
+    }
+    let truth: Vec<Truth> = w
+        .finish(START + 3 * 24 * HOUR_MS)
+        .into_iter()
+        .filter(|x| x.sku == w.catalog[i].sku)
+        .collect();
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    assert_eq!(truth[0].kind, TruthKind::Real);
+    assert_eq!(truth[0].start_ms, empty_at, "the later of empty and the failure");
+    assert_eq!(truth[0].end_ms, fulfilled_at.unwrap());
+    assert!(truth[0].sales_per_hour > 0.0);
+}
+
+#[test]
+fn a_failure_after_the_shelf_emptied_starts_the_real_interval() {
+    let mut w = quiet(1);
+    let i = 7;
+    w.items[0][i].shelf = 0;
+    w.items[0][i].books = 0;
+    w.observe(0, i, START + HOUR_MS);
+    w.items[0][i].trouble = Some(Trouble {
+        armed_at_ms: START,
+        lasts_ms: 48 * HOUR_MS,
+        started_at_ms: None,
+    });
+    w.on_request(&request(&w, i, 1, START + 2 * HOUR_MS));
+    let b = run(&mut w, START + 2 * HOUR_MS, START + 4 * HOUR_MS);
+    let failed = b
+        .outcomes
+        .iter()
+        .find(|o| o.sku == w.catalog[i].sku)
+        .unwrap();
+    let truth = w.finish(START + 24 * HOUR_MS);
+    let real: Vec<&Truth> = truth.iter().filter(|t| t.sku == w.catalog[i].sku).collect();
+    assert_eq!(real.len(), 1);
+    assert_eq!(real[0].start_ms, failed.occurred_at_ms);
+    assert_eq!(real[0].end_ms, START + 24 * HOUR_MS, "still on at the end");
+}
+
+/// A shipment on its way: a second request waits for it and is answered (nothing to ship)
+/// the step after the goods arrived, so inventory never orders the same goods twice.
+#[test]
+fn requests_during_a_delivery_are_answered_after_it_arrives() {
+    let mut w = quiet(2);
+    let i = 3;
+    w.on_request(&request(&w, i, 1, START));
+    w.on_request(&request(&w, i, 2, START + 30 * MINUTE_MS));
+    let step = w.cfg.step_ms;
+    let all = run(&mut w, START + step, START + 24 * HOUR_MS);
+    let sku = &w.catalog[i].sku;
+    let outcomes: Vec<&ReorderOutcome> = all.outcomes.iter().filter(|o| &o.sku == sku).collect();
+    let receipts: Vec<&StockMovement> = all
+        .movements
+        .iter()
+        .filter(|m| &m.sku == sku && m.kind == MovementKind::Receipt as i32)
+        .collect();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].quantity, 20);
+    validate::movement(&receipts[0].encode_to_vec()).unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(
+        (outcomes[0].quantity_shipped, outcomes[0].expected_at_ms > outcomes[0].occurred_at_ms),
+        (20, true)
+    );
+    assert_eq!(outcomes[1].reorder_id, format!("S-001/{sku}/R2"));
+    assert_eq!(outcomes[1].status, OutcomeStatus::Fulfilled as i32);
+    assert_eq!(outcomes[1].quantity_shipped, 0);
+    assert_eq!(
+        outcomes[1].occurred_at_ms,
+        receipts[0].occurred_at_ms + w.cfg.step_ms
+    );
+    assert_eq!(w.stats.receipts, 1);
+}
+
+#[test]
+fn a_phantom_empties_the_shelf_but_not_the_books_until_found_or_counted() {
+    let mut w = quiet(4);
+    let at = START + 8 * HOUR_MS + 15 * MINUTE_MS; // not a gap-scan time
+    w.schedule(at, Action::PhantomStart { store: 0 });
+    run(&mut w, START, at);
+    let before: Vec<(i32, i32)> = w.items[0].iter().map(|x| (x.shelf, x.books)).collect();
+    let b = w.step_start(at);
+    assert!(b.movements.is_empty(), "a phantom publishes nothing");
+    assert_eq!(w.stats.phantoms, 1);
+    let i = w.items[0].iter().position(|x| x.phantom).unwrap();
+    let sku = w.catalog[i].sku.clone();
+    assert_eq!(w.items[0][i].shelf, 0);
+    assert_eq!(w.items[0][i].books, before[i].1);
+    assert_eq!(w.items[0][i].hidden, before[i].0);
+    let step = w.cfg.step_ms;
+    let rest = run(&mut w, at + step, START + 4 * 24 * HOUR_MS);
+    assert_eq!(w.stats.phantoms_found + w.stats.phantoms_counted, 1);
+    let count = rest
+        .movements
+        .iter()
+        .find(|m| m.sku == sku && m.event_id.starts_with("wk-count-"));
+    let first_sale_after = rest
+        .sales
+        .iter()
+        .find(|s| s.lines.iter().any(|l| l.sku == sku))
+        .map(|s| s.occurred_at_ms);
+    let truth = w.finish(START + 4 * 24 * HOUR_MS);
+    let ph: Vec<&Truth> = truth
+        .iter()
+        .filter(|t| t.sku == sku && t.kind == TruthKind::Phantom)
+        .collect();
+    assert_eq!(ph.len(), 1, "{truth:?}");
+    assert_eq!(ph[0].start_ms, at);
+    if w.stats.phantoms_counted == 1 {
+        // Counted: the books learn the truth (empty), which ends the phantom.
+        let c = count.unwrap();
+        assert_eq!(c.kind, MovementKind::Count as i32);
+        assert_eq!(c.quantity, 0);
+        assert_eq!(ph[0].end_ms, c.occurred_at_ms);
+        assert!((12 * HOUR_MS..=48 * HOUR_MS + w.cfg.step_ms).contains(&(c.occurred_at_ms - at)));
+        assert!(first_sale_after.is_none_or(|s| s > c.occurred_at_ms));
+    } else {
+        // Found: the shelf refills silently and sales resume after the end.
+        assert_eq!(w.stats.phantoms_found, 1);
+        assert!(count.is_none());
+        assert!((2 * HOUR_MS..=36 * HOUR_MS + w.cfg.step_ms).contains(&(ph[0].end_ms - at)));
+        assert!(first_sale_after.is_none_or(|s| s > ph[0].end_ms));
+    }
+}
+
+#[test]
+fn gap_scans_count_what_the_books_show_empty() {
+    let mut w = quiet(1);
+    let i = 11;
+    w.items[0][i].shelf = 0;
+    w.items[0][i].books = 0;
+    let scan = START + 4 * HOUR_MS;
+    let sku = w.catalog[i].sku.clone();
+    let b = w.step_start(scan - w.cfg.step_ms);
+    assert!(b.movements.iter().all(|m| m.sku != sku));
+    let b = w.step_start(scan);
+    let m = b.movements.iter().find(|m| m.sku == sku).unwrap();
+    assert_eq!((m.kind, m.quantity, m.occurred_at_ms), (MovementKind::Count as i32, 0, scan));
+    assert!(b.expected.contains(&(m.event_id.clone(), sku.clone(), 0)));
+    assert!(w.stats.gap_scans >= 1);
+}
+
+#[test]
+fn causes_are_scheduled_from_the_rates() {
+    let w = Week::new(WeekConfig {
+        stores: 4,
+        days: 7,
+        ..WeekConfig::default()
+    })
+    .unwrap();
+    // 0.5 per store-day over 7 days: 4 (3.5 rounded) per store.
+    assert_eq!(w.stats.troubled, 16);
+    let phantoms = w
+        .agenda
+        .values()
+        .filter(|a| matches!(a, Action::PhantomStart { .. }))
+        .count();
+    assert_eq!(phantoms, 16);
+    assert_eq!(w.store_ids(), ["S-001", "S-002", "S-003", "S-004"]);
+}

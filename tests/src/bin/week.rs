@@ -1,0 +1,547 @@
+//! A simulated week for many stores, scored against the ground truth the services never see.
+//!
+//! `cargo run -p shelfguard-e2e --bin week -- [--stores 20] [--days 7] [--seed 42]`
+//!
+//! An embedded broker, the three services as processes (this executable, run as
+//! `week svc <service>`, so they are always the build being measured), and the simulated
+//! stores and warehouse of `shelfguard_simulator::week` in *simulated* time. Each step (15
+//! simulated minutes by default): the reorder requests inventory published are answered, the
+//! step's warehouse outcomes, receipts and counts are published and applied, then the step's
+//! baskets. Every wait is for a condition (inventory's stock level for the last record of
+//! each store), never for a time. At the end one sentinel stockout per store marks the end of
+//! each partition on `stockouts.v1` and `floor.offers.v1`; then the episodes and offers are
+//! scored (`shelfguard_simulator::score`) and the report printed. It measures; it asserts nothing.
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use futures::future::try_join_all;
+use prost::Message as _;
+use rdkafka::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use shelfguard_e2e::{Env, Service, Tail, fixtures};
+use shelfguard_events::catalog::{Product, Size};
+use shelfguard_events::floor::{OfferEvent, offer_event::Change as OfferChange};
+use shelfguard_events::inventory::StockLevel;
+use shelfguard_events::stockout::{StockoutEvent, stockout_event::Change};
+use shelfguard_events::store::{MovementKind, StockMovement};
+use shelfguard_events::topics::*;
+use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome, ReorderRequest};
+use shelfguard_simulator::score::{self, Params};
+use shelfguard_simulator::week::{Batch, Truth, TruthKind, Week, WeekConfig};
+
+const DAY_MS: i64 = 86_400_000;
+/// Longest wait for one condition before the run notes a stall and goes on.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// Longest wait for the sentinels at the end.
+const END_PATIENCE: Duration = Duration::from_secs(180);
+/// The sentinel products: a small size that goes out of stock at the end, and its substitute.
+const SENTINEL_SMALL: &str = "ZZ-SENTINEL-14OZ";
+const SENTINEL_BIG: &str = "ZZ-SENTINEL-28OZ";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "week",
+    about = "A simulated week, scored against the ground truth."
+)]
+struct Cli {
+    /// Stores (`S-001`, ...).
+    #[arg(long, default_value_t = 20)]
+    stores: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Simulated minutes per step.
+    #[arg(long, default_value_t = 15)]
+    step_minutes: i64,
+    /// Mean baskets per hour of a store.
+    #[arg(long, default_value_t = 40.0)]
+    baskets_per_hour: f64,
+    /// Troubled (store, SKU)s per store per day: the warehouse fails their reorders for 1-3 days.
+    #[arg(long, default_value_t = 0.5)]
+    troubled_per_store_day: f64,
+    /// Phantom stockouts per store per day.
+    #[arg(long, default_value_t = 0.5)]
+    phantoms_per_store_day: f64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "svc") {
+        shelfguard_runtime::telemetry::init();
+        return shelfguard_e2e::run_service(args[2..].to_vec()).await;
+    }
+    let cli = Cli::parse();
+    // Whole UTC days ending today at midnight: every event time lies in the past.
+    let today = fixtures::now_ms().div_euclid(DAY_MS) * DAY_MS;
+    let cfg = WeekConfig {
+        seed: cli.seed,
+        stores: cli.stores,
+        days: cli.days,
+        start_ms: today - i64::from(cli.days) * DAY_MS,
+        step_ms: cli.step_minutes * 60_000,
+        baskets_per_hour: cli.baskets_per_hour,
+        troubled_per_store_day: cli.troubled_per_store_day,
+        phantoms_per_store_day: cli.phantoms_per_store_day,
+        ..WeekConfig::default()
+    };
+    let week = Week::new(cfg).map_err(anyhow::Error::msg)?;
+    run(week).await
+}
+
+/// Counters of the driver.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Records published per topic.
+    sales: u64,
+    movements: u64,
+    outcomes: u64,
+    products: u64,
+    /// Stock levels compared with the simulator's books, and those that differed.
+    checked: u64,
+    differed: u64,
+    /// Waits that ran out of patience (the run went on).
+    stalls: u64,
+}
+
+struct Driver {
+    env: Env,
+    producer: FutureProducer,
+    levels: Tail,
+    requests: Tail,
+    /// What inventory's on-hand must be after an input: (input event id, sku) -> units.
+    expected: HashMap<(String, String), i32>,
+    /// Sentinel reorder requests seen (store -> request).
+    sentinel_requests: HashMap<String, ReorderRequest>,
+    counts: Counts,
+}
+
+impl Driver {
+    async fn publish(&self, topic: &str, records: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let t = self.env.kafka.topic(topic);
+        try_join_all(records.iter().map(|(k, v)| {
+            self.producer.send(
+                FutureRecord::to(&t).key(k).payload(v),
+                Timeout::After(Duration::from_secs(60)),
+            )
+        }))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("publishing to {t}: {e}"))?;
+        Ok(())
+    }
+
+    /// Takes the reorder requests that have arrived, without waiting.
+    fn take_requests(&mut self, week: &mut Week) -> Result<()> {
+        while let Some(m) = self.requests.try_next() {
+            let m = m?;
+            let Ok(req) = ReorderRequest::decode(m.payload().unwrap_or_default()) else {
+                continue;
+            };
+            if req.sku == SENTINEL_SMALL {
+                self.sentinel_requests.insert(req.store_id.clone(), req);
+            } else if req.sku != SENTINEL_BIG {
+                week.on_request(&req);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes a batch's movements and outcomes (then waits until inventory applied the last
+    /// of each store), or its sales (same).
+    async fn publish_batch(&mut self, b: Batch) -> Result<()> {
+        for (id, sku, n) in b.expected {
+            self.expected.insert((id, sku), n);
+        }
+        let mut awaited: HashMap<String, (String, String)> = HashMap::new();
+        let movements: Vec<(String, Vec<u8>)> = b
+            .movements
+            .iter()
+            .map(|m| {
+                awaited.insert(
+                    format!("m{}", m.store_id),
+                    (m.event_id.clone(), m.sku.clone()),
+                );
+                (m.store_id.clone(), m.encode_to_vec())
+            })
+            .collect();
+        let outcomes: Vec<(String, Vec<u8>)> = b
+            .outcomes
+            .iter()
+            .map(|o| {
+                awaited.insert(
+                    format!("o{}", o.store_id),
+                    (o.event_id.clone(), o.sku.clone()),
+                );
+                (o.store_id.clone(), o.encode_to_vec())
+            })
+            .collect();
+        let sales: Vec<(String, Vec<u8>)> = b
+            .sales
+            .iter()
+            .map(|s| {
+                let sku = s.lines.first().map(|l| l.sku.clone()).unwrap_or_default();
+                awaited.insert(format!("s{}", s.store_id), (s.event_id.clone(), sku));
+                (s.store_id.clone(), s.encode_to_vec())
+            })
+            .collect();
+        self.counts.movements += movements.len() as u64;
+        self.counts.outcomes += outcomes.len() as u64;
+        self.counts.sales += sales.len() as u64;
+        let (m, o, s) = tokio::join!(
+            self.publish(STORE_STOCK_MOVEMENTS, movements),
+            self.publish(WAREHOUSE_REORDER_OUTCOMES, outcomes),
+            self.publish(STORE_SALES, sales),
+        );
+        m?;
+        o?;
+        s?;
+        self.await_levels(awaited.into_values().collect()).await
+    }
+
+    /// Reads stock levels until inventory has published one for each awaited (input event id,
+    /// SKU), checking every level read against the simulator's books on the way.
+    async fn await_levels(&mut self, awaited: Vec<(String, String)>) -> Result<()> {
+        let mut waiting: HashSet<(String, String)> = awaited.into_iter().collect();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = match self.levels.next(left).await {
+                Ok(m) => m,
+                Err(_) => {
+                    self.counts.stalls += 1;
+                    eprintln!(
+                        "warning: no stock level for {} awaited records within {PATIENCE:?} (e.g. {:?}); going on",
+                        waiting.len(),
+                        waiting.iter().next()
+                    );
+                    return Ok(());
+                }
+            };
+            let Ok(l) = StockLevel::decode(m.payload().unwrap_or_default()) else {
+                continue;
+            };
+            // Inventory names a level `sl:<input event id>:<sku>`.
+            let input = l
+                .event_id
+                .strip_prefix("sl:")
+                .and_then(|r| r.strip_suffix(&format!(":{}", l.sku)))
+                .unwrap_or(&l.event_id)
+                .to_owned();
+            let key = (input, l.sku.clone());
+            if let Some(n) = self.expected.remove(&key) {
+                self.counts.checked += 1;
+                if n != l.on_hand {
+                    self.counts.differed += 1;
+                    if self.counts.differed <= 5 {
+                        eprintln!(
+                            "note: inventory's on-hand {} differs from the simulated books {n} after {} ({})",
+                            l.on_hand, key.0, key.1
+                        );
+                    }
+                }
+            }
+            waiting.remove(&key);
+        }
+        Ok(())
+    }
+}
+
+fn sentinel_product(sku: &str, oz: f64, price_cents: i64, at_ms: i64) -> Product {
+    Product {
+        event_id: format!("wk-product-{sku}"),
+        occurred_at_ms: at_ms,
+        sku: sku.into(),
+        name: "Sentinel Gold End Marker".into(),
+        brand: "Sentinel Gold".into(),
+        family: "zz-sentinel".into(),
+        size: Some(Size {
+            value: oz,
+            unit: "oz".into(),
+        }),
+        price_cents,
+        reorder_point: 2,
+        order_up_to: 12,
+        location: "Back office".into(),
+        ..Default::default()
+    }
+}
+
+fn sentinel_count(store: &str, sku: &str, n: i32, at_ms: i64) -> StockMovement {
+    StockMovement {
+        event_id: format!("wk-sentinel-{store}-{sku}"),
+        occurred_at_ms: at_ms,
+        store_id: store.into(),
+        sku: sku.into(),
+        kind: MovementKind::Count as i32,
+        quantity: n,
+        note: "end of the simulated run".into(),
+    }
+}
+
+fn is_sentinel(sku: &str) -> bool {
+    sku.starts_with("ZZ-SENTINEL-")
+}
+
+/// Reads `tail` until `done` holds for every store, returning every `M` read; `Ok(false)`
+/// inside when patience ran out first.
+async fn read_until_all<M: prost::Message + Default>(
+    tail: &Tail,
+    stores: &[String],
+    is_marker: impl Fn(&M) -> Option<String>,
+) -> (Vec<M>, bool) {
+    let mut left: HashSet<&str> = stores.iter().map(String::as_str).collect();
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + END_PATIENCE;
+    while !left.is_empty() {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(m) = tail.next(within).await else {
+            return (all, false);
+        };
+        let Ok(v) = M::decode(m.payload().unwrap_or_default()) else {
+            continue;
+        };
+        if let Some(store) = is_marker(&v) {
+            left.remove(store.as_str());
+        }
+        all.push(v);
+    }
+    (all, true)
+}
+
+async fn run(mut week: Week) -> Result<()> {
+    let wall = Instant::now();
+    let cfg = week.config().clone();
+    let stores = week.store_ids();
+    let mut env = Env::start("week").await?;
+    let exe = std::env::current_exe().context("locating this executable")?;
+    env.use_service_binary(exe, vec!["svc".into()]);
+    let producer: FutureProducer = env.kafka.producer("week").create()?;
+    let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
+    let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
+    let stockouts = env.tail(STOCKOUTS)?;
+    let offers = env.tail(FLOOR_OFFERS)?;
+    let mut d = Driver {
+        env,
+        producer,
+        levels,
+        requests,
+        expected: HashMap::new(),
+        sentinel_requests: HashMap::new(),
+        counts: Counts::default(),
+    };
+
+    // The catalogue first (the services read it whole when they start), then the services.
+    let mut products: Vec<Product> = week.catalog().to_vec();
+    products.push(sentinel_product(SENTINEL_SMALL, 14.0, 799, cfg.start_ms));
+    products.push(sentinel_product(SENTINEL_BIG, 28.0, 1399, cfg.start_ms));
+    d.counts.products = products.len() as u64;
+    d.publish(
+        CATALOG_PRODUCTS,
+        products
+            .iter()
+            .map(|p| (p.sku.clone(), p.encode_to_vec()))
+            .collect(),
+    )
+    .await?;
+    let mut services: Vec<Service> = Vec::new();
+    for s in ["inventory", "stockout-detector", "offer-generator"] {
+        services.push(d.env.spawn(s, &[])?);
+    }
+    println!(
+        "simulated week: {} stores, {} days from {} (UTC ms), {}-minute steps, seed {}; {} products; service logs in {}",
+        cfg.stores,
+        cfg.days,
+        cfg.start_ms,
+        cfg.step_ms / 60_000,
+        cfg.seed,
+        products.len(),
+        services
+            .first()
+            .and_then(|s| s.log.parent())
+            .map_or_else(String::new, |p| p.display().to_string())
+    );
+
+    // Opening counts, then the steps.
+    d.publish_batch(week.opening_counts()).await?;
+    let ready = wall.elapsed();
+    let end = cfg.end_ms();
+    let steps = cfg.steps();
+    let mut t = cfg.start_ms;
+    let mut step = 0;
+    while t < end {
+        d.take_requests(&mut week)?;
+        let a = week.step_start(t);
+        d.publish_batch(a).await?;
+        let b = week.baskets(t, (t + cfg.step_ms).min(end));
+        d.publish_batch(b).await?;
+        t += cfg.step_ms;
+        step += 1;
+        if step % (steps / 10).max(1) == 0 {
+            eprintln!(
+                "  {:>3.0} % of the simulated time after {:.0} s",
+                100.0 * step as f64 / steps as f64,
+                wall.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let simulated = wall.elapsed();
+    d.take_requests(&mut week)?;
+    let truth = week.finish(end);
+
+    // Sentinels: one confirmed stockout per store at the end (substitute in stock, the
+    // reorder failed). Its offer (or refusal) is the last record of the store's partition.
+    let mut counts = Vec::new();
+    for s in &stores {
+        counts.push((s.clone(), sentinel_count(s, SENTINEL_BIG, 10, end).encode_to_vec()));
+        counts.push((s.clone(), sentinel_count(s, SENTINEL_SMALL, 0, end).encode_to_vec()));
+    }
+    d.publish(STORE_STOCK_MOVEMENTS, counts).await?;
+    let deadline = tokio::time::Instant::now() + END_PATIENCE;
+    while d.sentinel_requests.len() < stores.len() {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = d
+            .requests
+            .next(within)
+            .await
+            .context("waiting for the sentinel reorder requests")?;
+        if let Ok(req) = ReorderRequest::decode(m.payload().unwrap_or_default())
+            && req.sku == SENTINEL_SMALL
+        {
+            d.sentinel_requests.insert(req.store_id.clone(), req);
+        }
+    }
+    let failed: Vec<(String, Vec<u8>)> = d
+        .sentinel_requests
+        .values()
+        .map(|r| {
+            let o = ReorderOutcome {
+                event_id: format!("ro:{}", r.reorder_id),
+                occurred_at_ms: end + 1,
+                store_id: r.store_id.clone(),
+                reorder_id: r.reorder_id.clone(),
+                sku: r.sku.clone(),
+                status: OutcomeStatus::Failed as i32,
+                failure_reason: "end of the simulated run".into(),
+                ..Default::default()
+            };
+            (r.store_id.clone(), o.encode_to_vec())
+        })
+        .collect();
+    d.publish(WAREHOUSE_REORDER_OUTCOMES, failed).await?;
+    let (stockout_events, so_complete) =
+        read_until_all::<StockoutEvent>(&stockouts, &stores, |e| {
+            (is_sentinel(&e.sku) && matches!(e.change, Some(Change::Opened(_))))
+                .then(|| e.store_id.clone())
+        })
+        .await;
+    let (offer_events, off_complete) = read_until_all::<OfferEvent>(&offers, &stores, |e| {
+        (is_sentinel(&e.sku)
+            && matches!(
+                e.change,
+                Some(OfferChange::Issued(_)) | Some(OfferChange::NotOffered(_))
+            ))
+        .then(|| e.store_id.clone())
+    })
+    .await;
+    let drained = wall.elapsed();
+    for s in services {
+        if let Err(e) = s.stop().await {
+            eprintln!("warning: {e}");
+        }
+    }
+    if !so_complete || !off_complete {
+        eprintln!(
+            "warning: not every store's end marker arrived within {END_PATIENCE:?} (stockouts {so_complete}, offers {off_complete}): the figures miss the tail"
+        );
+    }
+
+    let stockout_events: Vec<StockoutEvent> = stockout_events
+        .into_iter()
+        .filter(|e| !is_sentinel(&e.sku))
+        .collect();
+    let offer_events: Vec<OfferEvent> = offer_events
+        .into_iter()
+        .filter(|e| !is_sentinel(&e.sku))
+        .collect();
+    let episodes = score::episodes(&stockout_events);
+    let report = score::score(
+        Params {
+            start_ms: cfg.start_ms,
+            end_ms: end,
+            stores: cfg.stores,
+            grace_ms: 2 * cfg.step_ms,
+            min_truth_ms: 3_600_000,
+            fast_seller_per_hour: 1.0,
+        },
+        &truth,
+        &episodes,
+        &offer_events,
+    );
+
+    let st = &week.stats;
+    let c = &d.counts;
+    let truth_line = |k: TruthKind| {
+        let v: Vec<&Truth> = truth.iter().filter(|t| t.kind == k).collect();
+        let hours: f64 = v
+            .iter()
+            .map(|t| (t.end_ms - t.start_ms) as f64 / 3.6e6)
+            .sum();
+        format!("{} intervals, {hours:.0} shelf-hours", v.len())
+    };
+    println!();
+    println!("== simulated week: report ==");
+    println!(
+        "run: {} stores x {} days, seed {}, {}-minute steps; wall time {:.1} s (set-up {:.1} s, simulation {:.1} s, end drain {:.1} s)",
+        cfg.stores,
+        cfg.days,
+        cfg.seed,
+        cfg.step_ms / 60_000,
+        drained.as_secs_f64(),
+        ready.as_secs_f64(),
+        (simulated - ready).as_secs_f64(),
+        (drained - simulated).as_secs_f64()
+    );
+    let published = c.sales + c.movements + c.outcomes + c.products;
+    println!(
+        "published: {published} records ({} baskets with {} lines, {} movements, {} reorder outcomes, {} products); {:.0} simulated hours per wall second",
+        c.sales,
+        st.lines,
+        c.movements,
+        c.outcomes,
+        c.products,
+        f64::from(cfg.days) * 24.0 / (simulated - ready).as_secs_f64().max(1e-9)
+    );
+    println!(
+        "simulated: {} reorders answered ({} failed, {} fulfilled), {} receipts, {} gap-scan counts; {} basket lines lost at empty shelves",
+        st.requests, st.failed, st.fulfilled, st.receipts, st.gap_scans, st.lines_lost
+    );
+    println!(
+        "causes: {} troubled (store, SKU)s, {} of them had a reorder failed; {} phantom losses ({} found by staff, {} corrected by a count, the rest still on at the end)",
+        st.troubled, st.troubled_started, st.phantoms, st.phantoms_found, st.phantoms_counted
+    );
+    println!(
+        "ground truth: real stockouts {}; phantom stockouts {}",
+        truth_line(TruthKind::Real),
+        truth_line(TruthKind::Phantom)
+    );
+    println!(
+        "books check: {} stock levels compared with the simulated books, {} differed; {} waits ran out of patience",
+        c.checked, c.differed, c.stalls
+    );
+    println!(
+        "services published: {} stockout events ({} episodes), {} offer events",
+        stockout_events.len(),
+        episodes.len(),
+        offer_events.len()
+    );
+    print!("{report}");
+    if c.stalls > 0 && !so_complete {
+        bail!("the run stalled; see the warnings above");
+    }
+    Ok(())
+}
