@@ -8,7 +8,8 @@
 //! - **suspected** (phantom): the books show stock but sales stopped. The sales rate λ of each
 //!   (store, SKU) is learned online; when the time t since the last sale reaches
 //!   λ·t ≥ ln(1/α) (and at least `PHANTOM_MIN_GAP_MINUTES`), the shelf is probably empty.
-//!   Needs `PHANTOM_MIN_SALES` of history, so slow sellers never trigger it. Closes when sales
+//!   Needs `PHANTOM_MIN_SALES` of history and `PHANTOM_MIN_SALES_PER_HOUR`, so slow sellers
+//!   never trigger it. Closes when sales
 //!   resume or a count corrects the figure.
 //!
 //! Time is the event's: a due phantom check of a quiet SKU runs on the next stock level of any
@@ -41,9 +42,17 @@ pub struct Policy {
     /// Phantom stockouts: the chance α of a gap this long by bad luck alone (λ·t ≥ ln(1/α)).
     #[arg(long, env = "PHANTOM_ALPHA", default_value_t = 0.01)]
     pub phantom_alpha: f64,
+    /// What α bounds: `gap` (each gap between two sales reaches the threshold with chance α,
+    /// the rule λ·t ≥ ln(1/α)), or `day` (a steady seller raises a false alarm with chance α per
+    /// day: λ·t ≥ ln(λ·24 h/α), for many fewer false alarms on busy SKUs).
+    #[arg(long, env = "PHANTOM_ALPHA_SCOPE", default_value = "gap", value_parser = ["gap", "day"])]
+    pub phantom_alpha_scope: String,
     /// Phantom stockouts need at least this much sales history (decayed sale events).
     #[arg(long, env = "PHANTOM_MIN_SALES", default_value_t = 10.0)]
     pub phantom_min_sales: f64,
+    /// Slow sellers never trigger it: the learned rate must be at least this many sales an hour.
+    #[arg(long, env = "PHANTOM_MIN_SALES_PER_HOUR", default_value_t = 1.0)]
+    pub phantom_min_sales_per_hour: f64,
     /// ... and a gap of at least this many minutes, whatever the rate.
     #[arg(long, env = "PHANTOM_MIN_GAP_MINUTES", default_value_t = 60)]
     pub phantom_min_gap_minutes: i64,
@@ -58,7 +67,9 @@ impl Default for Policy {
             empty_at_units: 0,
             restock_horizon_hours: 24,
             phantom_alpha: 0.01,
+            phantom_alpha_scope: "gap".into(),
             phantom_min_sales: 10.0,
+            phantom_min_sales_per_hour: 1.0,
             phantom_min_gap_minutes: 60,
             sales_rate_half_life_days: 7.0,
         }
@@ -69,9 +80,16 @@ impl Policy {
     fn horizon_ms(&self) -> i64 {
         self.restock_horizon_hours * 3_600_000
     }
-    /// ln(1/α): the expected number of sales a gap must reach.
-    fn threshold(&self) -> f64 {
-        (1.0 / self.phantom_alpha.clamp(1e-9, 0.5)).ln()
+    /// The expected number of sales a gap must reach at sales rate `per_hour`: ln(1/α), or
+    /// ln(n/α) with n the gaps of a day when α is per day.
+    fn threshold(&self, per_hour: f64) -> f64 {
+        let alpha = self.phantom_alpha.clamp(1e-9, 0.5);
+        let gaps = if self.phantom_alpha_scope == "day" {
+            (per_hour * 24.0).max(1.0)
+        } else {
+            1.0
+        };
+        (gaps / alpha).ln()
     }
     fn tau_ms(&self) -> f64 {
         self.sales_rate_half_life_days.max(0.01) * 24.0 * HOUR_MS / std::f64::consts::LN_2
@@ -95,7 +113,10 @@ pub fn phantom_due(policy: &Policy, item: &DetectorItem) -> Option<i64> {
         return None;
     }
     let lambda = rate(policy, item)?;
-    let gap = (policy.threshold() / lambda).max((policy.phantom_min_gap_minutes * 60_000) as f64);
+    if lambda * HOUR_MS < policy.phantom_min_sales_per_hour {
+        return None;
+    }
+    let gap = (policy.threshold(lambda * HOUR_MS) / lambda).max((policy.phantom_min_gap_minutes * 60_000) as f64);
     Some(item.last_sale_at_ms + gap.ceil() as i64)
 }
 
@@ -287,7 +308,7 @@ pub fn on_time(policy: &Policy, item: &mut DetectorItem, now: i64) -> Vec<Stocko
         Opened {
             evidence: Some(ev),
             kind: Kind::Suspected as i32,
-            severity: if expected >= 2.0 * policy.threshold() { 2 } else { 1 },
+            severity: if expected >= 2.0 * policy.threshold(lambda * HOUR_MS) { 2 } else { 1 },
             // Never as sure as an empty shelf by the books.
             confidence: 0.6 * (1.0 - (-expected).exp()),
         },

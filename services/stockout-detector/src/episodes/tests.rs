@@ -218,6 +218,13 @@ fn without_the_minimum_gap_the_rule_is_exactly_lambda_t() {
     let due = phantom_due(&p, &item).unwrap();
     let lambda = rate(&p, &item).unwrap();
     assert!(((due - last) as f64 * lambda - 100f64.ln()).abs() < 0.01);
+    // With α per day, a 10/h seller needs ln(240/0.01) expected sales instead.
+    let p = Policy {
+        phantom_alpha_scope: "day".into(),
+        ..p
+    };
+    let due = phantom_due(&p, &item).unwrap();
+    assert!(((due - last) as f64 * lambda - 24_000f64.ln()).abs() < 0.05);
 }
 
 #[test]
@@ -228,6 +235,10 @@ fn slow_sellers_never_trigger_it() {
     history(&p, &mut item, 7, 24 * HOUR);
     assert_eq!(phantom_due(&p, &item), None);
     assert!(on_time(&p, &mut item, T0 + 30 * 24 * HOUR).is_empty());
+    // A steady seller at one sale every two hours has history, but is below 1/h.
+    let mut item = DetectorItem::default();
+    history(&p, &mut item, 40, 2 * HOUR);
+    assert_eq!(phantom_due(&p, &item), None);
 }
 
 #[test]
@@ -299,7 +310,7 @@ mod properties {
         /// so at most one episode is open, and the state says which.
         #[test]
         fn at_most_one_open_episode(steps in proptest::collection::vec((arb_level(), any::<bool>()), 1..80)) {
-            let p = Policy { phantom_min_sales: 3.0, ..Policy::default() };
+            let p = Policy { phantom_min_sales: 3.0, phantom_min_sales_per_hour: 0.0, ..Policy::default() };
             let mut item = DetectorItem::default();
             let mut now = T0;
             let mut open: Option<String> = None;
