@@ -5,6 +5,7 @@
 //! `gesture` (what the customer pays), `lifecycle` (one offer per episode, issue and withdraw).
 pub mod gesture;
 pub mod lifecycle;
+pub mod metrics;
 pub mod substitute;
 
 use anyhow::Result;
@@ -37,11 +38,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
-    engine::run(
+    engine::run_observed(
         &config.kafka,
         lifecycle::Offers::new(config.policy, catalog),
         health,
         shutdown,
+        metrics::Funnel::default(),
     )
     .await?;
     Ok(())
