@@ -20,9 +20,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       # -p shelfguard-floor-channel \
  && mkdir -p /out \
  && cp target/release/inventory target/release/stockout-detector target/release/offer-generator /out/
-# floor-channel (the staff console), once its package is in the workspace: enable the `-p` line
-# above and this copy.
-# RUN --mount=type=cache,target=/src/target cp target/release/floor-channel /out/
+# floor-channel (the staff console), once its package is in the workspace: enable its `-p` line
+# above and add target/release/floor-channel to the `cp`.
 
 FROM debian:bookworm-slim AS runtime
 # libssl for TLS/SASL to the brokers, CA certificates for TLS and webhooks.
