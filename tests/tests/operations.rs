@@ -3,7 +3,7 @@
 //! The three services run as processes with their health endpoints on free local ports; a failed
 //! reorder goes through the whole pipeline (so the domain metrics have samples), then:
 //! - every `shelfguard_*` metric name used by the Grafana dashboard, the alert rules or any other
-//!   file under `deploy/` (e.g. KEDA's lag query) must be exported by a running service;
+//!   YAML/JSON file under `deploy/` (e.g. KEDA's lag query) must be exported by a running service;
 //! - the trace id of the reorder outcome must come out on the offer, and be in each service's logs.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -207,12 +207,20 @@ fn exported_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// Every `shelfguard_*` identifier in the files under `dir`.
+/// Every `shelfguard_*` identifier in the manifests, rules and dashboards under `dir` (YAML and
+/// JSON files; prose such as README.md is not a query).
 fn used_names(dir: &Path, found: &mut BTreeSet<(String, PathBuf)>) -> Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
             used_names(&path, found)?;
+            continue;
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if !["yaml", "yml", "json"].contains(&ext) {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap_or_default();
