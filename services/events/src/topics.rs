@@ -268,7 +268,10 @@ mod tests {
 
     #[test]
     fn deploy_kafka_topics_match_the_catalogue() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/base/kafka-topics.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/base/kafka-topics.yaml"
+        );
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         let expected = strimzi_topics();
         assert!(
