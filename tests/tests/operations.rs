@@ -353,3 +353,40 @@ async fn a_failed_reorder_is_traced_through_every_service_to_its_offer() -> Resu
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_while_no_broker_is_reachable() -> Result<()> {
+    let env = Env::start("unreachable").await?;
+    let port = free_port()?;
+    let nowhere = format!("127.0.0.1:{}", free_port()?);
+    let addr = format!("127.0.0.1:{port}");
+    let svc = env.spawn(
+        "stockout-detector",
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", nowhere.as_str()),
+            ("HEALTH_ADDR", addr.as_str()),
+            ("LOG_FORMAT", "json"),
+        ],
+    )?;
+    // Alive, and librdkafka has reported the failed connection: then it must not claim readiness.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let alive = matches!(get(port, "/healthz").await, Ok((200, _)));
+        let log = std::fs::read_to_string(&svc.log).unwrap_or_default();
+        if alive && log.contains("\"message\":\"librdkafka\"") {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no connection failure reported; log: {}", svc.log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, body) = get(port, "/readyz").await?;
+    assert_eq!((code, body.as_str()), (503, "not ready"));
+    let (_, metrics) = get(port, "/metrics").await?;
+    assert!(
+        metrics.contains("shelfguard_ready{service=\"stockout-detector\"} 0"),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -124,7 +124,7 @@ impl ClientContext for Ctx {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.connected.store(false, Ordering::Relaxed);
         }
-        warn!(error = %error, reason, "librdkafka");
+        tracing::error!(error = %error, reason, "librdkafka");
     }
 }
 
