@@ -232,9 +232,53 @@ pub fn markdown_table() -> String {
     s
 }
 
+/// Partitions of every topic in the kustomize base (`deploy/base/kafka-topics.yaml`); overlays
+/// patch the store-partitioned ones together (label `shelfguard.io/partitioning: store`).
+pub const BASE_PARTITIONS: u32 = 3;
+
+/// The catalogue as Strimzi `KafkaTopic` resources, the committed
+/// `deploy/base/kafka-topics.yaml` (a test keeps the two equal): one replica and
+/// [`BASE_PARTITIONS`] partitions, which overlays patch; cleanup and retention from the catalogue.
+pub fn strimzi_topics() -> String {
+    let mut s = String::from(
+        "# Generated from services/events/src/topics.rs (`strimzi_topics()`): edit the catalogue,\n\
+         # then copy the text the failing test `deploy_kafka_topics_match_the_catalogue` prints.\n\
+         # Overlays patch partitions (all store-partitioned topics together) and replicas.\n",
+    );
+    for t in ALL {
+        let partitioning = if t.store_partitioned { "store" } else { "any" };
+        let config = match t.cleanup {
+            Cleanup::Compact => "    cleanup.policy: compact\n".to_owned(),
+            Cleanup::Delete { retention_days } => format!(
+                "    cleanup.policy: delete\n    retention.ms: \"{}\"\n",
+                u64::from(retention_days) * 86_400_000
+            ),
+        };
+        s.push_str(&format!(
+            "---\napiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\nmetadata:\n  name: {name}\n  labels:\n    strimzi.io/cluster: shelfguard\n    shelfguard.io/partitioning: {partitioning}\nspec:\n  topicName: {name}\n  partitions: {BASE_PARTITIONS}\n  replicas: 1\n  config:\n{config}",
+            name = t.name,
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deploy_kafka_topics_match_the_catalogue() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/base/kafka-topics.yaml"
+        );
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let expected = strimzi_topics();
+        assert!(
+            committed == expected,
+            "deploy/base/kafka-topics.yaml is out of date with the topic catalogue; it must be:\n{expected}"
+        );
+    }
 
     #[test]
     fn docs_topics_md_lists_the_catalogue_exactly() {

@@ -10,6 +10,7 @@ pub mod budget;
 pub mod complements;
 pub mod gesture;
 pub mod lifecycle;
+pub mod metrics;
 pub mod substitute;
 
 use anyhow::Result;
@@ -42,11 +43,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
-    engine::run(
+    engine::run_observed(
         &config.kafka,
         lifecycle::Offers::new(config.policy, catalog),
         health,
         shutdown,
+        metrics::Funnel::default(),
     )
     .await?;
     Ok(())

@@ -47,6 +47,7 @@ pub fn headers(
 pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Send {
     Send {
         topic: topic.to_owned(),
+        base: "",
         partition: None,
         key: msg.key().map(<[u8]>::to_vec),
         payload: msg.payload().map(<[u8]>::to_vec),

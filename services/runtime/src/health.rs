@@ -59,7 +59,11 @@ impl Health {
                 let (status, ctype, body) = match path {
                     "/healthz" => ("200 OK", "text/plain", "ok".to_owned()),
                     "/readyz" if ready => ("200 OK", "text/plain", "ready".to_owned()),
-                    "/readyz" => ("503 Service Unavailable", "text/plain", "not ready".to_owned()),
+                    "/readyz" => (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "not ready".to_owned(),
+                    ),
                     "/metrics" => (
                         "200 OK",
                         "text/plain; version=0.0.4; charset=utf-8",

@@ -11,11 +11,14 @@ pub mod dlq;
 pub mod engine;
 pub mod health;
 pub mod metrics;
+pub mod observe;
 pub mod processor;
 pub mod shutdown;
 pub mod state;
 pub mod table;
 pub mod telemetry;
+pub mod trace;
 
 pub use config::KafkaArgs;
+pub use observe::Observer;
 pub use processor::{Output, Processor, Rejected};

@@ -76,6 +76,11 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
     shutdown: CancellationToken,
 ) -> Result<Table<V>> {
     let topic = args.topic(topic_base);
+    let base = topic_base.to_owned();
+    let _ = crate::metrics::engine().dead_letters.get_or_create(&vec![
+        ("service", service.to_owned()),
+        ("source_topic", base.clone()),
+    ]);
     let dlq = args.topic(dead_letter);
     let consumer: StreamConsumer = args
         .reader(&format!("{service}-table"))
@@ -117,7 +122,7 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
             .with_context(|| format!("loading {topic}: no progress in 120 s"))??
             .detach();
         if let Some(reason) = apply(decode, &m, &table) {
-            dead(service, &producer, &dlq, &m, &reason).await?;
+            dead(service, &producer, &dlq, &m, &reason, &base).await?;
         }
         if ends
             .get(&m.partition())
@@ -138,7 +143,7 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
                 Ok(m) => {
                     let m = m.detach();
                     if let Some(reason) = apply(decode, &m, &t)
-                        && let Err(e) = dead(service, &producer, &dlq, &m, &reason).await
+                        && let Err(e) = dead(service, &producer, &dlq, &m, &reason, &base).await
                     {
                         warn!(error = %e, "dead letter not published");
                     }
@@ -172,7 +177,15 @@ async fn dead(
     dlq: &str,
     m: &OwnedMessage,
     reason: &str,
+    source_base: &str,
 ) -> Result<()> {
+    crate::metrics::engine()
+        .dead_letters
+        .get_or_create(&vec![
+            ("service", service.to_owned()),
+            ("source_topic", source_base.to_owned()),
+        ])
+        .inc();
     warn!(
         service,
         topic = m.topic(),

@@ -1,4 +1,5 @@
-//! Logging: `RUST_LOG` filter, JSON lines when `LOG_FORMAT=json`.
+//! Logging: `RUST_LOG` filter, JSON lines when `LOG_FORMAT=json` (with the current span's fields,
+//! e.g. the `trace_id` of the record being handled: see [`crate::trace`]).
 use tracing_subscriber::EnvFilter;
 
 /// Services at info; librdkafka and the embedded broker (tansu, local runs only) at warn.
@@ -15,7 +16,13 @@ pub fn init() {
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().try_init()
+        // Each line carries the fields of the current span (a record's `trace_id`, `span_id`,
+        // topic, partition, offset), once.
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

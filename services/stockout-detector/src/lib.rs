@@ -4,6 +4,7 @@
 //!
 //! `episodes` holds every business rule (pure); this file only wires it to Kafka.
 pub mod episodes;
+pub mod metrics;
 
 use anyhow::Result;
 use clap::Parser;
@@ -27,11 +28,12 @@ pub struct Config {
 /// Composition root: health endpoints, then the consumer loop until shutdown.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);
-    engine::run(
+    engine::run_observed(
         &config.kafka,
         episodes::Detector::new(config.policy),
         health,
         shutdown,
+        metrics::Stockouts::default(),
     )
     .await?;
     Ok(())
