@@ -56,6 +56,12 @@ pub struct Policy {
     /// A complement needs at least this many (decayed) baskets together with the product.
     #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = 3.0)]
     pub complement_min_support: f64,
+    /// A suspected (phantom) stockout gets its offer only once the gap without sales reaches
+    /// this many expected sales (the detector opens it at ln(1/α), 4.6 by default; 9.2 is
+    /// α = 0.01 %): most chance gaps end before, a shelf that is really empty stays silent.
+    /// 0 offers at once.
+    #[arg(long, env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES", default_value_t = 9.2)]
+    pub suspected_offer_min_expected_sales: f64,
     /// Half-life of the basket counts behind complements, in days.
     #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = 14.0)]
     pub complement_half_life_days: f64,
@@ -71,6 +77,7 @@ impl Default for Policy {
             store_daily_budget_cents: 5000,
             store_budgets: String::new(),
             complement_min_support: 3.0,
+            suspected_offer_min_expected_sales: 9.2,
             complement_half_life_days: 14.0,
         }
     }
@@ -82,6 +89,22 @@ impl Policy {
     }
     pub fn budget_of(&self, store: &str) -> i64 {
         budget::of_store(self.store_daily_budget_cents, &self.store_budgets, store)
+    }
+
+    /// When the open suspected episode of `item` may get its offer (None: not suspected, or it
+    /// has one, or it may have one now): when the silence since the last sale reaches the
+    /// expected sales this policy asks for, at the sales rate the detector learned.
+    pub fn suspected_offer_due(&self, item: &OfferItem) -> Option<i64> {
+        if !item.suspected || !item.episode_open || item.offer.is_some() || item.episode_answered {
+            return None;
+        }
+        let ev = item.evidence.as_ref()?;
+        let per_ms = ev.sales_per_hour / 3_600_000.0;
+        if per_ms <= 0.0 || self.suspected_offer_min_expected_sales <= 0.0 {
+            return None;
+        }
+        let last_sale = item.episode_opened_at_ms - ev.gap_ms;
+        Some(last_sale + (self.suspected_offer_min_expected_sales / per_ms).ceil() as i64)
     }
 }
 
@@ -141,7 +164,8 @@ pub struct Offers {
     /// Keys with a live offer, by `store/substitute SKU`: a stock change of the substitute is
     /// also applied to them (it may have run out).
     by_substitute: HashMap<String, BTreeSet<String>>,
-    /// Live offers by store: (expiry, key). Any event of the store visits the expired ones.
+    /// Timers by store: (time, key) of live offers' expiry and of suspected episodes' offers
+    /// falling due. Any event of the store visits the keys that are due.
     expiries: HashMap<String, BTreeSet<(i64, String)>>,
     /// Where each key is indexed, to take it out again.
     indexed: HashMap<String, Indexed>,
@@ -221,7 +245,14 @@ impl Offers {
                 .insert((offer.expires_at_ms, key.to_owned()));
             now.expiry = Some(offer.expires_at_ms);
         }
-        if now.waiting.is_some() || now.substitute.is_some() {
+        if let Some(due) = self.policy.suspected_offer_due(item) {
+            self.expiries
+                .entry(store.to_owned())
+                .or_default()
+                .insert((due, key.to_owned()));
+            now.expiry = Some(due);
+        }
+        if now.waiting.is_some() || now.substitute.is_some() || now.expiry.is_some() {
             self.indexed.insert(key.to_owned(), now);
         }
     }
@@ -295,6 +326,10 @@ impl Offers {
         others: &dyn View<OfferItem>,
     ) -> Vec<Output> {
         if !item.episode_open || item.offer.is_some() || item.episode_answered {
+            return Vec::new();
+        }
+        if self.policy.suspected_offer_due(item).is_some_and(|due| now < due) {
+            // A suspected stockout waits until the silence is telling enough (see the policy).
             return Vec::new();
         }
         let (store, sku) = split_key(key);
@@ -687,6 +722,9 @@ impl Processor for Offers {
             out.extend(self.end(key, item, "expired", offer_event::Change::Expired(Expired {}), now, others));
             item.episode_answered = true;
         }
+        if self.policy.suspected_offer_due(item).is_some_and(|due| due <= now) {
+            out.extend(self.try_offer(key, item, now, others));
+        }
         match event {
             Event::Sale(_, skus) => {
                 let tau = self.policy.tau_ms();
@@ -723,6 +761,7 @@ impl Processor for Offers {
                     item.episode_open = true;
                     item.evidence = o.evidence.clone();
                     item.suspected = o.kind == Kind::Suspected as i32;
+                    item.episode_opened_at_ms = s.occurred_at_ms;
                     item.offer_id.clear();
                     item.offer_seq = 0;
                     item.episode_answered = false;

@@ -640,3 +640,37 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_suspected_stockout_gets_its_offer_only_once_the_silence_is_telling() {
+    let mut o = offers();
+    let mut view = PartitionState::default();
+    stock(&mut view, "GOLD-28", 6);
+    let mut e = opened(0);
+    let opened_at = match &mut e {
+        Event::Stockout(s) => {
+            if let Some(Change::Opened(op)) = &mut s.change {
+                op.kind = Kind::Suspected as i32;
+                if let Some(ev) = op.evidence.as_mut() {
+                    // 4 sales an hour, silent for 72 minutes: 4.8 expected sales.
+                    ev.gap_ms = 72 * MIN;
+                    ev.sales_per_hour = 4.0;
+                }
+            }
+            s.occurred_at_ms
+        }
+        _ => unreachable!(),
+    };
+    let mut item = OfferItem::default();
+    assert!(o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap().is_empty(), "not yet");
+    o.restored("S1/GOLD-14", &item);
+    // 9.2 expected sales at 4/h: 138 minutes after the last sale, 66 after the opening.
+    let due = opened_at - 72 * MIN + 138 * MIN;
+    assert_eq!(o.policy.suspected_offer_due(&item), Some(due));
+    let early = level_of("SPATULA", 3, due - 1);
+    assert_eq!(o.keys(&early), ["S1/SPATULA"]);
+    let on_time = level_of("SPATULA", 3, due);
+    assert_eq!(o.keys(&on_time), ["S1/SPATULA", "S1/GOLD-14"]);
+    let events = decode(&o.apply("S1/GOLD-14", &mut item, &on_time, &view).unwrap());
+    assert_eq!(change_names(&events), ["issued"]);
+}
