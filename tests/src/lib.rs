@@ -245,6 +245,39 @@ impl Tail {
     }
 }
 
+/// A free local TCP port (for a service's HTTP_ADDR).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// `target/e2e-artifacts`: files tests keep for people (e.g. the console screenshot).
+pub fn artifacts_dir() -> Result<PathBuf> {
+    let dir = target_dir()
+        .parent()
+        .map(|p| p.join("e2e-artifacts"))
+        .context("no target directory")?;
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Polls `url` until it answers 200 (the service is up), at most `within`.
+pub async fn wait_http(url: &str, within: Duration) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{url} not up within {within:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();

@@ -1,5 +1,5 @@
-//! The three services in one executable for the end-to-end tests, which start, kill and
-//! restart them as processes: `shelfguard-svc <inventory|stockout-detector|offer-generator> [flags]`.
+//! The services in one executable for the end-to-end tests, which start, kill and
+//! restart them as processes: `shelfguard-svc <inventory|stockout-detector|offer-generator|floor-channel> [flags]`.
 //! Each runs exactly as its own binary does (same `Config`, same `run`).
 use clap::Parser;
 
@@ -26,6 +26,13 @@ async fn main() -> anyhow::Result<()> {
         "offer-generator" => {
             shelfguard_offer_generator::run(
                 shelfguard_offer_generator::Config::parse_from(rest),
+                shutdown,
+            )
+            .await
+        }
+        "floor-channel" => {
+            shelfguard_floor_channel::run(
+                shelfguard_floor_channel::Config::parse_from(rest),
                 shutdown,
             )
             .await
