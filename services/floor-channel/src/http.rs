@@ -297,3 +297,23 @@ async fn stream(State(app): State<App>, Path(store): Path<String>, headers: Head
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the router is documented in the OpenAPI file.
+    #[test]
+    fn openapi_documents_every_route() {
+        let spec = include_str!("../openapi.yaml");
+        let source = include_str!("http.rs");
+        let routes: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".route(\""))
+            .filter_map(|l| l.split('"').next())
+            .filter(|r| *r != "/")
+            .collect();
+        assert_eq!(routes.len(), 4, "{routes:?}");
+        for r in routes {
+            assert!(spec.contains(&format!("  {r}:")), "{r} is not in openapi.yaml");
+        }
+    }
+}
