@@ -54,7 +54,8 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
     }
     let _inv = env.spawn("inventory", &[])?;
     let _det = env.spawn("stockout-detector", &[])?;
-    let _off = env.spawn("offer-generator", &[])?;
+    // Free after the first failure, so the card shows the strongest gesture.
+    let _off = env.spawn("offer-generator", &[("FREE_AFTER_FAILURES", "1")])?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let tokens = format!("S1={TOKEN},S2=browser-test-token-S2");
     let channel = env.spawn(

@@ -86,7 +86,7 @@ async fn console() -> Response {
             (header::CACHE_CONTROL, "no-cache"),
             (
                 header::HeaderName::from_static("content-security-policy"),
-                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+                "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
             ),
         ],
         CONSOLE,
