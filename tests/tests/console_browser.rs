@@ -114,7 +114,11 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
     assert_eq!(accepted, format!("ACCEPTED {}", issued.offer_id));
     let status = tokio::time::timeout(WAIT, node.wait()).await??;
     assert!(status.success(), "browser script failed: {status}");
-    assert!(screenshot.exists(), "no screenshot at {}", screenshot.display());
+    assert!(
+        screenshot.exists(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
 
     // The click became a staff answer on the responses topic.
     let (resp, _) = responses
@@ -122,7 +126,11 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
         .await?;
     assert_eq!(resp.answer, Answer::Accept as i32);
     assert_eq!(
-        (resp.store_id.as_str(), resp.sku.as_str(), resp.channel.as_str()),
+        (
+            resp.store_id.as_str(),
+            resp.sku.as_str(),
+            resp.channel.as_str()
+        ),
         ("S1", "GOLD-14", "console")
     );
     Ok(())

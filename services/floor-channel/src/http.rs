@@ -61,8 +61,8 @@ pub fn router(app: App) -> Router {
 }
 
 /// Serves on `addr` until `shutdown`.
-pub async fn serve(addr: &str, app: App, shutdown: CancellationToken) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+pub async fn serve(addr: String, app: App, shutdown: CancellationToken) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding HTTP_ADDR {addr}"))?;
     info!(addr = %listener.local_addr()?, "console and API up");
@@ -295,6 +295,11 @@ async fn stream(State(app): State<App>, Path(store): Path<String>, headers: Head
         .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies (nginx ingress) must pass events on at once.
+    r.headers_mut().insert(
+        header::HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
     r
 }
 
@@ -313,7 +318,10 @@ mod tests {
             .collect();
         assert_eq!(routes.len(), 4, "{routes:?}");
         for r in routes {
-            assert!(spec.contains(&format!("  {r}:")), "{r} is not in openapi.yaml");
+            assert!(
+                spec.contains(&format!("  {r}:")),
+                "{r} is not in openapi.yaml"
+            );
         }
     }
 }

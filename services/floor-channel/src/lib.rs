@@ -148,8 +148,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         metrics,
         shutdown: shutdown.clone(),
     };
-    let served = http::serve(&config.http_addr, app, shutdown.clone()).await;
+    let mut server = tokio::spawn(http::serve(config.http_addr.clone(), app, shutdown.clone()));
+    // Either part failing stops the service (the orchestrator restarts it); shutdown stops both.
+    let mut delivery = delivery;
+    let (first, other) = tokio::select! {
+        r = &mut server => (r, delivery),
+        r = &mut delivery => (r, server),
+    };
     shutdown.cancel();
-    let delivered = delivery.await.context("webhook delivery task")?;
-    served.and(delivered)
+    let first = first.context("floor-channel task")?;
+    let other = other.await.context("floor-channel task")?;
+    first.and(other)
 }
