@@ -4,7 +4,8 @@
 //
 // Opens the console, prints READY once it is live (connected, snapshot received), waits for an
 // offer card to be pushed, saves a screenshot, clicks Accept, waits until the console says the
-// answer was sent and prints `ACCEPTED <offer id>`. Any failure exits non-zero with the reason.
+// answer was sent (after the channel's 202) and prints `ACCEPTED <offer id>`. Any failure exits
+// non-zero with the reason.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +43,7 @@ try {
   const offerId = await card.getAttribute("data-offer-id");
   await page.screenshot({ path: screenshot, fullPage: true });
   await card.getByRole("button", { name: "Accept" }).click();
+  // Shown once the channel answered 202 (the answer is on the broker).
   await card.getByText(/Accept sent|Accepted/).waitFor({ timeout: WAIT });
   console.log(`ACCEPTED ${offerId}`);
 } catch (e) {
