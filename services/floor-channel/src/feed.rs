@@ -177,3 +177,56 @@ fn handle(shared: &Shared, metrics: &Metrics, m: &rdkafka::message::BorrowedMess
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::tests::issued;
+    use shelfguard_events::floor::{Withdrawn, offer_event::Change};
+
+    #[test]
+    fn a_stream_gets_the_snapshot_then_every_later_change_once() {
+        let (shared, metrics) = (Shared::new(), Metrics::default());
+        let far = now_ms() + 3_600_000;
+        shared.apply(&issued("S1", "o1", far), &metrics);
+        shared.apply(&issued("S2", "o2", far), &metrics);
+        let (snapshot, mut rx) = shared.subscribe("S1");
+        assert_eq!(
+            snapshot
+                .iter()
+                .map(|c| c.offer_id.as_str())
+                .collect::<Vec<_>>(),
+            ["o1"]
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "the snapshot's offers are not sent again"
+        );
+        shared.apply(&issued("S1", "o3", far), &metrics);
+        let mut w = crate::live::tests::event(
+            "S1",
+            "o1",
+            "withdrawn",
+            Change::Withdrawn(Withdrawn {
+                reason: "back".into(),
+            }),
+        );
+        shared.apply(&w, &metrics);
+        w.event_id = "o1:withdrawn".into();
+        shared.apply(&w, &metrics); // duplicate: nothing
+        let got: Vec<(String, &'static str)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|c| {
+                let kind = match &c.1 {
+                    Update::Upsert { .. } => "upsert",
+                    Update::Remove { .. } => "remove",
+                };
+                (c.0.clone(), kind)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("S1".to_string(), "upsert"), ("S1".to_string(), "remove")]
+        );
+        assert_eq!(metrics.live_offers.get(), 2);
+    }
+}
