@@ -268,21 +268,29 @@ struct Delivery {
 const SECRET_1: &str = "whsec-store-one-0123456789";
 const SECRET_2: &str = "whsec-store-two-0123456789";
 
-/// A webhook receiver: checks the signature, `/flaky` answers 500 once then 200, `/down` always 500.
-async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<Delivery>)> {
+/// A webhook receiver: checks the signature, `/flaky` answers 500 once then 200, `/down` always
+/// 500, `/switch` 500 until `healthy` is set, then 200.
+async fn receiver() -> Result<(
+    String,
+    mpsc::UnboundedReceiver<Delivery>,
+    Arc<std::sync::atomic::AtomicBool>,
+)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let flaky_calls = Arc::new(AtomicUsize::new(0));
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let switch = healthy.clone();
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            let (tx, flaky_calls) = (tx.clone(), flaky_calls.clone());
+            let (tx, flaky_calls, switch) = (tx.clone(), flaky_calls.clone(), switch.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (tx, flaky_calls) = (tx.clone(), flaky_calls.clone());
+                    let (tx, flaky_calls, switch) =
+                        (tx.clone(), flaky_calls.clone(), switch.clone());
                     async move {
                         let path = req.uri().path().to_owned();
                         let header = |n: &str| {
@@ -315,6 +323,7 @@ async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<Delivery>)> {
                         let status = match path.as_str() {
                             "/flaky" if flaky_calls.fetch_add(1, Ordering::SeqCst) == 0 => 500,
                             "/flaky" => 200,
+                            "/switch" if switch.load(Ordering::SeqCst) => 200,
                             _ => 500,
                         };
                         let _ = tx.send(Delivery {
@@ -337,13 +346,13 @@ async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<Delivery>)> {
             });
         }
     });
-    Ok((format!("http://{addr}"), rx))
+    Ok((format!("http://{addr}"), rx, healthy))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhooks_are_signed_retried_and_dead_lettered_after_the_last_try() -> anyhow::Result<()> {
     let env = Env::start("floor_channel_webhooks").await?;
-    let (url, mut seen) = receiver().await?;
+    let (url, mut seen, _) = receiver().await?;
     let hooks = serde_json::json!([
         {"store": "S1", "url": format!("{url}/flaky"), "format": "json", "secret": SECRET_1},
         {"store": "S2", "url": format!("{url}/down"), "format": "slack", "secret": SECRET_2},
@@ -449,6 +458,59 @@ async fn webhooks_are_signed_retried_and_dead_lettered_after_the_last_try() -> a
     assert!(s3.1.contains("undecodable"), "{s3:?}");
     if let Ok(extra) = seen.try_recv() {
         bail!("no delivery after the last try or the success: {extra:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_still_being_retried_at_shutdown_is_delivered_by_the_next_instance()
+-> anyhow::Result<()> {
+    let env = Env::start("floor_channel_webhook_handover").await?;
+    let (url, mut seen, healthy) = receiver().await?;
+    let hooks = serde_json::json!([
+        {"store": "S2", "url": format!("{url}/switch"), "format": "json", "secret": SECRET_2},
+    ])
+    .to_string();
+    let settings = [
+        ("WEBHOOKS", hooks.as_str()),
+        ("WEBHOOK_MAX_ATTEMPTS", "1000"),
+        ("WEBHOOK_BACKOFF_MS", "50"),
+        ("WEBHOOK_BACKOFF_MAX_MS", "100"),
+    ];
+    let first = start_channel(&env, &settings).await?;
+    env.publish(
+        FLOOR_OFFERS,
+        "S2",
+        &offer_issued("S2", "S2/GOLD-14/S1/offer", far()),
+    )
+    .await?;
+    // The receiver is down: the first instance keeps retrying...
+    for _ in 0..2 {
+        let d = tokio::time::timeout(WAIT, seen.recv())
+            .await?
+            .context("receiver gone")?;
+        assert_eq!(
+            (d.answered, d.event_id.as_str()),
+            (500, "S2/GOLD-14/S1/offer:issued")
+        );
+    }
+    // ...and stops before it got through: the offset must not have been committed.
+    first._svc.stop().await?;
+    healthy.store(true, Ordering::SeqCst);
+    while seen.try_recv().is_ok() {}
+    let _second = start_channel(&env, &settings).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let d = tokio::time::timeout(left, seen.recv())
+            .await
+            .context("the next instance never delivered the event")?
+            .context("receiver gone")?;
+        assert_eq!(d.event_id, "S2/GOLD-14/S1/offer:issued");
+        assert!(d.signature_ok, "{d:?}");
+        if d.answered == 200 {
+            break;
+        }
     }
     Ok(())
 }
