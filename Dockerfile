@@ -17,11 +17,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       -p shelfguard-inventory \
       -p shelfguard-stockout-detector \
       -p shelfguard-offer-generator \
-      # -p shelfguard-floor-channel \
+      -p shelfguard-floor-channel \
  && mkdir -p /out \
- && cp target/release/inventory target/release/stockout-detector target/release/offer-generator /out/
-# floor-channel (the staff console), once its package is in the workspace: enable its `-p` line
-# above and add target/release/floor-channel to the `cp`.
+ && cp target/release/inventory target/release/stockout-detector target/release/offer-generator \
+       target/release/floor-channel /out/
 
 FROM debian:bookworm-slim AS runtime
 # libssl for TLS/SASL to the brokers, CA certificates for TLS and webhooks.

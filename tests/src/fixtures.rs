@@ -84,3 +84,59 @@ pub fn failed(store: &str, sku: &str, seq: u32, reason: &str) -> ReorderOutcome 
         ..Default::default()
     }
 }
+
+/// An issued offer of `store` for GOLD-14 → GOLD-28 (free), as offer-generator publishes it.
+pub fn offer_issued(
+    store: &str,
+    offer_id: &str,
+    expires_at_ms: i64,
+) -> shelfguard_events::floor::OfferEvent {
+    use shelfguard_events::floor::{Gesture, Issued, Offer, ProductRef, offer_event::Change};
+    let p = |sku: &str, size: &str, price_cents| ProductRef {
+        sku: sku.into(),
+        name: "Coco Gold Coconut Oil".into(),
+        size: size.into(),
+        price_cents,
+        location: "Aisle 7, shelf 3".into(),
+    };
+    offer_event(
+        store,
+        offer_id,
+        "issued",
+        Change::Issued(Issued {
+            offer: Some(Offer {
+                original: Some(p("GOLD-14", "14 oz", 799)),
+                substitute: Some(p("GOLD-28", "28 oz", 1399)),
+                gesture: Gesture::Free as i32,
+                gesture_value_cents: 1399,
+                reason: "14 oz Coco Gold Coconut Oil is out, warehouse failed 3x: supplier out of stock."
+                    .into(),
+                redemption_code: "7F3K".into(),
+                expires_at_ms,
+                complements: vec![],
+                failed_reorders: 3,
+                suspected: false,
+            }),
+        }),
+    )
+}
+
+/// One lifecycle step `step` of `offer_id` (event id `<offer_id>:<step>`).
+pub fn offer_event(
+    store: &str,
+    offer_id: &str,
+    step: &str,
+    change: shelfguard_events::floor::offer_event::Change,
+) -> shelfguard_events::floor::OfferEvent {
+    shelfguard_events::floor::OfferEvent {
+        event_id: format!("{offer_id}:{step}"),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        offer_id: offer_id.into(),
+        stockout_id: format!("{store}/GOLD-14/S1"),
+        sku: "GOLD-14".into(),
+        budget_cents: 10_000,
+        budget_committed_cents: 1399,
+        change: Some(change),
+    }
+}

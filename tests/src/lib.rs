@@ -272,7 +272,7 @@ impl Tail {
 }
 
 /// Runs one service as its own binary would: `args` is `<inventory|stockout-detector|
-/// offer-generator> [flags]` (what `shelfguard-svc` takes), until SIGTERM or SIGINT.
+/// offer-generator|floor-channel> [flags]` (what `shelfguard-svc` takes), until SIGTERM or SIGINT.
 pub async fn run_service(args: Vec<String>) -> Result<()> {
     use clap::Parser as _;
     let service = args.first().cloned().unwrap_or_default();
@@ -296,7 +296,48 @@ pub async fn run_service(args: Vec<String>) -> Result<()> {
             )
             .await
         }
+        "floor-channel" => {
+            shelfguard_floor_channel::run(
+                shelfguard_floor_channel::Config::parse_from(args),
+                shutdown,
+            )
+            .await
+        }
         other => bail!("unknown service {other:?}"),
+    }
+}
+
+
+/// A free local TCP port (for a service's HTTP_ADDR).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// `target/e2e-artifacts`: files tests keep for people (e.g. the console screenshot).
+pub fn artifacts_dir() -> Result<PathBuf> {
+    let dir = target_dir()
+        .parent()
+        .map(|p| p.join("e2e-artifacts"))
+        .context("no target directory")?;
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Polls `url` until it answers 200 (the service is up), at most `within`.
+pub async fn wait_http(url: &str, within: Duration) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{url} not up within {within:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

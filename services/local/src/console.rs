@@ -33,7 +33,10 @@ pub fn render(e: &OfferEvent) -> String {
             e.store_id, e.offer_id, w.reason
         ),
         Some(Change::Accepted(a)) => {
-            format!("ACCEPTED {} | offer {} | by {}", e.store_id, e.offer_id, a.by)
+            format!(
+                "ACCEPTED {} | offer {} | by {}",
+                e.store_id, e.offer_id, a.by
+            )
         }
         Some(Change::Declined(d)) => format!(
             "DECLINED {} | offer {} | {} (by {})",

@@ -1,5 +1,6 @@
 //! `cargo run -p shelfguard-local`: broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics,
-//! the three services, the simulator and a console of offers, until Ctrl-C.
+//! the three services, the floor channel (console per store), the simulator and a log of offers,
+//! until Ctrl-C.
 use anyhow::Result;
 use clap::Parser;
 use shelfguard_runtime::{KafkaArgs, admin, shutdown, telemetry};
@@ -31,6 +32,9 @@ struct Cli {
     /// Seconds before inventory asks again after a failed reorder (short, so failures pile up visibly).
     #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 10)]
     reorder_retry_after_secs: i64,
+    /// Address of the floor staff console and API (the URLs with tokens are printed at start).
+    #[arg(long, env = "FLOOR_HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    floor_http_addr: String,
     #[command(flatten)]
     sim: shelfguard_simulator::SimConfig,
     /// Passed to every client (prefix, options, batching); bootstrap comes from above.
@@ -74,6 +78,15 @@ async fn main() -> Result<()> {
     admin::ensure_topics(&cli.kafka, cli.partitions, cli.replication).await?;
     info!(partitions = cli.partitions, "topics ready");
 
+    // The floor channel, one fresh token per simulated store (printed below, local runs only).
+    let stores: Vec<(String, String)> = (0..cli.sim.stores)
+        .map(|i| {
+            (
+                shelfguard_simulator::store_id(i),
+                uuid::Uuid::new_v4().simple().to_string(),
+            )
+        })
+        .collect();
     let k = cli.kafka.clone();
     let mut tasks = JoinSet::new();
     // The catalogue comes first, as in a store: services load it when they start.
@@ -112,6 +125,23 @@ async fn main() -> Result<()> {
         "offer-generator",
         shelfguard_offer_generator::run(offers, shutdown.clone()),
     ));
+    let floor = shelfguard_floor_channel::Config {
+        kafka: k.clone(),
+        http_addr: cli.floor_http_addr.clone(),
+        store_tokens: shelfguard_floor_channel::Secret(
+            stores
+                .iter()
+                .map(|(s, t)| format!("{s}={t}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        webhooks: Default::default(),
+        delivery: Default::default(),
+    };
+    tasks.spawn(named(
+        "floor-channel",
+        shelfguard_floor_channel::run(floor, shutdown.clone()),
+    ));
     let (kk, s) = (k.clone(), shutdown.clone());
     tasks.spawn(named("console", async move {
         shelfguard_local::console::follow(&kk, s).await
@@ -120,6 +150,15 @@ async fn main() -> Result<()> {
         "shelfguard is running on {}: offers for the floor staff appear below (Ctrl-C stops).",
         k.bootstrap_servers
     );
+    println!(
+        "Floor staff consoles (open on a phone or a browser; the token is kept by the device):"
+    );
+    for (store, token) in &stores {
+        println!(
+            "  {store}: http://{}/stores/{store}#token={token}",
+            cli.floor_http_addr
+        );
+    }
 
     let mut failed = false;
     while let Some(r) = tasks.join_next().await {

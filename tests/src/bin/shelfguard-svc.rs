@@ -1,5 +1,5 @@
-//! The three services in one executable for the end-to-end tests, which start, kill and
-//! restart them as processes: `shelfguard-svc <inventory|stockout-detector|offer-generator> [flags]`.
+//! The services in one executable for the end-to-end tests, which start, kill and
+//! restart them as processes: `shelfguard-svc <inventory|stockout-detector|offer-generator|floor-channel> [flags]`.
 //! Each runs exactly as its own binary does (same `Config`, same `run`).
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

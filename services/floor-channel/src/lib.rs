@@ -1,0 +1,162 @@
+//! floor-channel: brings offers to the people on the floor.
+//!
+//! - `feed`: every replica reads all of `floor.offers.v1` from the beginning into the live view
+//!   (`live`, pure) and fans changes out to the consoles of each store.
+//! - `http`: the console page (assets inside the binary), the JSON API and the SSE stream;
+//!   staff answers are published to `floor.responses.v1`. Tokens per store (`auth`, pure).
+//! - `deliver`: webhooks through a consumer group (one replica delivers each event), bodies and
+//!   signatures from `webhook` (pure); retries with back-off, dead letters after the last try.
+pub mod auth;
+pub mod deliver;
+pub mod feed;
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser};
+use rdkafka::producer::FutureProducer;
+use shelfguard_runtime::{KafkaArgs, health::Health};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub const SERVICE: &str = "floor-channel";
+
+/// A secret setting: clap keeps the raw text (so a parse error can never echo it), Debug hides it.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "(empty)" } else { "***" })
+    }
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret(s.to_owned()))
+}
+
+/// Settings of the floor channel. Every flag is also an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "floor-channel",
+    version,
+    about = "The floor staff channel: live console per store, JSON API, webhooks."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Address of the console, the API and the stream (health and metrics stay on HEALTH_ADDR).
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    pub http_addr: String,
+
+    /// Secret: the token of each store, `store=token,store=token` (a token opens only its store).
+    #[arg(long, env = "STORE_TOKENS", default_value = "", value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    pub store_tokens: Secret,
+
+    /// Secret: webhooks, a JSON array of `{"store":"S1","url":"https://...","format":"slack"|"json","secret":"..."}`.
+    #[arg(long, env = "WEBHOOKS", default_value = "", value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    pub webhooks: Secret,
+
+    #[command(flatten)]
+    pub delivery: Delivery,
+}
+
+/// How webhooks are retried.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Delivery {
+    /// Tries per webhook and event (the first included) before the event is dead-lettered.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Wait before the second try in milliseconds; doubles for each further try.
+    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = 500)]
+    pub backoff_ms: u64,
+    /// Longest wait between two tries, in milliseconds.
+    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value_t = 30_000)]
+    pub backoff_max_ms: u64,
+    /// Time limit of one try (connect, send, answer), in milliseconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 5_000)]
+    pub timeout_ms: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            backoff_ms: 500,
+            backoff_max_ms: 30_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Wall-clock time in UTC milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Composition root: health, the live view (loaded before the HTTP server opens), webhook
+/// delivery, then the HTTP server until shutdown.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let tokens =
+        auth::parse(&config.store_tokens.0).map_err(|e| anyhow::anyhow!("STORE_TOKENS: {e}"))?;
+    let targets =
+        webhook::parse(&config.webhooks.0).map_err(|e| anyhow::anyhow!("WEBHOOKS: {e}"))?;
+    if config.delivery.max_attempts == 0 {
+        anyhow::bail!("WEBHOOK_MAX_ATTEMPTS must be at least 1");
+    }
+    info!(stores = ?tokens.stores(), webhooks = targets.0.len(), "floor channel starting");
+    let metrics = metrics::Metrics::get();
+    let health = Health::spawn(&config.kafka.health_addr, &shutdown);
+    let producer: FutureProducer = config
+        .kafka
+        .producer(SERVICE)
+        .create()
+        .context("creating producer")?;
+
+    let shared = Arc::new(feed::Shared::new());
+    feed::start(
+        &config.kafka,
+        shared.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    health.set_ready(true);
+
+    let delivery = tokio::spawn(deliver::run(
+        config.kafka.clone(),
+        targets,
+        config.delivery,
+        producer.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let app = http::App {
+        shared,
+        tokens: Arc::new(tokens),
+        producer,
+        responses_topic: config
+            .kafka
+            .topic(shelfguard_events::topics::FLOOR_RESPONSES),
+        metrics,
+        shutdown: shutdown.clone(),
+    };
+    let mut server = tokio::spawn(http::serve(config.http_addr.clone(), app, shutdown.clone()));
+    // Either part failing stops the service (the orchestrator restarts it); shutdown stops both.
+    let mut delivery = delivery;
+    let (first, other) = tokio::select! {
+        r = &mut server => (r, delivery),
+        r = &mut delivery => (r, server),
+    };
+    shutdown.cancel();
+    let first = first.context("floor-channel task")?;
+    let other = other.await.context("floor-channel task")?;
+    first.and(other)
+}
