@@ -18,7 +18,14 @@ fn root() -> PathBuf {
 /// The path of `tool` on PATH; panics (fails the test) when it is missing.
 fn tool(name: &str, install: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
+    // `.ci/run` installs the Python tools into a venv of its own; find them there too, so that
+    // `cargo test --workspace` works after one `.ci/run`.
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(std::iter::once(cache.join("shelfguard-ci-venv/bin")))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
