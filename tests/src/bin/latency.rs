@@ -31,9 +31,13 @@ async fn main() -> Result<()> {
         kafka: k.clone(),
         policy: Default::default(),
     };
+    // One store gets every offer of the measurement: its gesture budget must not run out.
     let off = shelfguard_offer_generator::Config {
         kafka: k.clone(),
-        policy: Default::default(),
+        policy: shelfguard_offer_generator::lifecycle::Policy {
+            store_daily_budget_cents: 1_000_000_000,
+            ..Default::default()
+        },
     };
     tokio::spawn(shelfguard_inventory::run(inv, shutdown.clone()));
     tokio::spawn(shelfguard_stockout_detector::run(det, shutdown.clone()));
