@@ -307,7 +307,6 @@ pub async fn run_service(args: Vec<String>) -> Result<()> {
     }
 }
 
-
 /// A free local TCP port (for a service's HTTP_ADDR).
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -248,11 +248,30 @@ fn deploy_dir() -> PathBuf {
 async fn every_metric_the_dashboard_and_alerts_use_is_exported() -> Result<()> {
     let env = Env::start("metrics").await?;
     let running = start(&env).await?;
+    // The floor channel too: the dashboard and the alerts watch it.
+    let (health_port, http_port) = (free_port()?, free_port()?);
+    let (health_addr, http_addr) = (
+        format!("127.0.0.1:{health_port}"),
+        format!("127.0.0.1:{http_port}"),
+    );
+    let channel = env.spawn(
+        "floor-channel",
+        &[
+            ("HEALTH_ADDR", health_addr.as_str()),
+            ("HTTP_ADDR", http_addr.as_str()),
+            ("STORE_TOKENS", "S1=metrics-test-token"),
+        ],
+    )?;
+    await_ready(&channel, health_port).await?;
     fail_a_reorder(&env, None).await?;
 
     let mut exported = BTreeSet::new();
     let mut texts = Vec::new();
-    for (svc, port) in &running.services {
+    for (svc, port) in running
+        .services
+        .iter()
+        .chain([(channel, health_port)].iter())
+    {
         let (code, text) = get(*port, "/metrics").await?;
         assert_eq!(code, 200, "{} /metrics", svc.name);
         let ready = format!("shelfguard_ready{{service=\"{}\"}} 1", svc.name);

@@ -107,7 +107,12 @@ async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books
         env.tail(WAREHOUSE_REORDER_REQUESTS)?,
         env.tail(FLOOR_OFFERS)?,
     );
-    counted(&env, &levels, &[("GOLD-14", 1), ("GOLD-28", 8), ("PRIME-14", 8)]).await?;
+    counted(
+        &env,
+        &levels,
+        &[("GOLD-14", 1), ("GOLD-28", 8), ("PRIME-14", 8)],
+    )
+    .await?;
     stockout(&env, &requests, "GOLD-14", 3).await?;
 
     let (issued, before) = offers
@@ -118,7 +123,10 @@ async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books
         unreachable!()
     };
     let offer = i.offer.clone().unwrap_or_default();
-    assert_eq!(offer.substitute.as_ref().map(|s| s.sku.as_str()), Some("GOLD-28"));
+    assert_eq!(
+        offer.substitute.as_ref().map(|s| s.sku.as_str()),
+        Some("GOLD-28")
+    );
     assert_eq!(offer.gesture, Gesture::Free as i32, "three failures: free");
     assert_eq!(offer.gesture_value_cents, 1399);
     assert_eq!(offer.failed_reorders, 3);
@@ -147,9 +155,14 @@ async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books
         .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Redeemed(_))))
         .await?;
     assert_eq!(redeemed.offer_id, issued.offer_id);
-    assert_eq!(redeemed.budget_committed_cents, 1399, "a redeemed gesture is spent");
+    assert_eq!(
+        redeemed.budget_committed_cents, 1399,
+        "a redeemed gesture is spent"
+    );
     let (jar, _) = levels
-        .until::<StockLevel>(WAIT, |l| l.sku == "GOLD-28" && l.cause == Cause::Giveaway as i32)
+        .until::<StockLevel>(WAIT, |l| {
+            l.sku == "GOLD-28" && l.cause == Cause::Giveaway as i32
+        })
         .await?;
     assert_eq!(jar.on_hand, 7, "the jar left the books as a give-away");
     Ok(())
@@ -178,7 +191,13 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
     counted(
         &env,
         &levels,
-        &[("BELT-32", 100), ("BELT-36", 50), ("SOCKS", 100), ("MILK", 200), ("BREAD", 200)],
+        &[
+            ("BELT-32", 100),
+            ("BELT-36", 50),
+            ("SOCKS", 100),
+            ("MILK", 200),
+            ("BREAD", 200),
+        ],
     )
     .await?;
     // Shoppers: belts come with socks; milk and bread are in most baskets, with or without.
@@ -199,7 +218,10 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
         env.publish(STORE_SALES, "S1", b).await?;
     }
     // The belt runs out: a count finds one left, and the warehouse fails.
-    let last = baskets.last().map(|b| b.event_id.clone()).unwrap_or_default();
+    let last = baskets
+        .last()
+        .map(|b| b.event_id.clone())
+        .unwrap_or_default();
     levels
         .until::<StockLevel>(WAIT, |l| l.event_id.contains(&last))
         .await?;
@@ -213,7 +235,10 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
         unreachable!()
     };
     let offer = i.offer.clone().unwrap_or_default();
-    assert_eq!(offer.substitute.as_ref().map(|s| s.sku.as_str()), Some("BELT-36"));
+    assert_eq!(
+        offer.substitute.as_ref().map(|s| s.sku.as_str()),
+        Some("BELT-36")
+    );
     let complements: Vec<&str> = offer.complements.iter().map(|c| c.sku.as_str()).collect();
     assert_eq!(
         complements,
@@ -246,16 +271,28 @@ async fn budget_exhausted_the_second_stockout_of_the_day_gets_no_offer() -> anyh
     counted(
         &env,
         &levels,
-        &[("GOLD-14", 1), ("GOLD-28", 8), ("OLIVE-14", 1), ("OLIVE-28", 8)],
+        &[
+            ("GOLD-14", 1),
+            ("GOLD-28", 8),
+            ("OLIVE-14", 1),
+            ("OLIVE-28", 8),
+        ],
     )
     .await?;
     stockout(&env, &requests, "GOLD-14", 1).await?;
-    let (first, _) = offers.until::<OfferEvent>(WAIT, |e| e.sku == "GOLD-14").await?;
+    let (first, _) = offers
+        .until::<OfferEvent>(WAIT, |e| e.sku == "GOLD-14")
+        .await?;
     assert!(matches!(first.change, Some(Change::Issued(_))), "{first:?}");
-    assert_eq!((first.budget_cents, first.budget_committed_cents), (1000, 600));
+    assert_eq!(
+        (first.budget_cents, first.budget_committed_cents),
+        (1000, 600)
+    );
 
     stockout(&env, &requests, "OLIVE-14", 1).await?;
-    let (second, _) = offers.until::<OfferEvent>(WAIT, |e| e.sku == "OLIVE-14").await?;
+    let (second, _) = offers
+        .until::<OfferEvent>(WAIT, |e| e.sku == "OLIVE-14")
+        .await?;
     let Some(Change::NotOffered(n)) = &second.change else {
         panic!("expected a budget-exhausted record, got {second:?}")
     };
@@ -272,7 +309,10 @@ async fn organic_original_with_only_a_non_organic_bigger_jar_gets_no_such_substi
     organic.hard_attributes = vec![HardAttribute::Organic as i32];
     catalogue(
         &env,
-        &[organic, product("GOLD-28", "coconut-oil", "Gold", 28.0, 1399)],
+        &[
+            organic,
+            product("GOLD-28", "coconut-oil", "Gold", 28.0, 1399),
+        ],
     )
     .await?;
     let _services = start(&env, &[])?;

@@ -114,6 +114,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     info!(stores = ?tokens.stores(), webhooks = targets.0.len(), "floor channel starting");
     let metrics = metrics::Metrics::get();
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);
+    // `shelfguard_ready{service="floor-channel"}`, like the pipeline services (alerts use it).
+    let ready = shelfguard_runtime::metrics::engine()
+        .ready
+        .get_or_create(&shelfguard_runtime::metrics::service(SERVICE))
+        .clone();
+    ready.set(0);
     let producer: FutureProducer = config
         .kafka
         .producer(SERVICE)
@@ -129,6 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     )
     .await?;
     health.set_ready(true);
+    ready.set(1);
 
     let delivery = tokio::spawn(deliver::run(
         config.kafka.clone(),
@@ -156,6 +163,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         r = &mut delivery => (r, server),
     };
     shutdown.cancel();
+    health.set_ready(false);
+    ready.set(0);
     let first = first.context("floor-channel task")?;
     let other = other.await.context("floor-channel task")?;
     first.and(other)

@@ -271,7 +271,10 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Re
     if o.status == OutcomeStatus::Failed as i32 {
         item.failures_ms.push(o.occurred_at_ms);
         item.recent_failures.extend(item.last_reorder.clone());
-        let excess = item.recent_failures.len().saturating_sub(MAX_RECENT_FAILURES);
+        let excess = item
+            .recent_failures
+            .len()
+            .saturating_sub(MAX_RECENT_FAILURES);
         item.recent_failures.drain(..excess);
     }
     Ok(())

@@ -62,7 +62,11 @@ mod tests {
         assert_eq!(committed_on(&item, d), 500);
         assert_eq!(committed_on(&item, d + 1), 0, "a new day starts empty");
         release(&mut item, d - 1, 500);
-        assert_eq!(committed_on(&item, d), 500, "yesterday's release changes nothing today");
+        assert_eq!(
+            committed_on(&item, d),
+            500,
+            "yesterday's release changes nothing today"
+        );
         commit(&mut item, d + 1, 100);
         assert_eq!(committed_on(&item, d + 1), 100);
     }

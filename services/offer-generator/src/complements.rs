@@ -23,7 +23,12 @@ pub fn decay(item: &mut OfferItem, now: i64, tau_ms: f64) {
 }
 
 /// Counts one basket containing the key's SKU and `others` (the basket's other SKUs).
-pub fn learn<'a>(item: &mut OfferItem, others: impl IntoIterator<Item = &'a str>, now: i64, tau_ms: f64) {
+pub fn learn<'a>(
+    item: &mut OfferItem,
+    others: impl IntoIterator<Item = &'a str>,
+    now: i64,
+    tau_ms: f64,
+) {
     decay(item, now, tau_ms);
     item.baskets += 1.0;
     for sku in others {
@@ -37,7 +42,11 @@ pub fn learn<'a>(item: &mut OfferItem, others: impl IntoIterator<Item = &'a str>
         } else if let Some(weakest) = item
             .partners
             .iter_mut()
-            .min_by(|a, b| a.baskets.total_cmp(&b.baskets).then_with(|| b.sku.cmp(&a.sku)))
+            .min_by(|a, b| {
+                a.baskets
+                    .total_cmp(&b.baskets)
+                    .then_with(|| b.sku.cmp(&a.sku))
+            })
             .filter(|w| w.baskets < 1.0)
         {
             // Full: a newcomer replaces the weakest only once that one has faded below a basket.
@@ -125,11 +134,21 @@ mod tests {
             let has_socks = i < 8 || (10..14).contains(&i);
             let has_milk = (5..10).contains(&i) || (20..65).contains(&i);
             let mut basket = Vec::new();
-            if has_belt { basket.push("BELT") }
-            if has_socks { basket.push("SOCKS") }
-            if has_milk { basket.push("MILK") }
+            if has_belt {
+                basket.push("BELT")
+            }
+            if has_socks {
+                basket.push("SOCKS")
+            }
+            if has_milk {
+                basket.push("MILK")
+            }
             learn(store, [], T0, TAU);
-            for (sku, item) in [("BELT", &mut *belt), ("SOCKS", &mut *socks), ("MILK", &mut *milk)] {
+            for (sku, item) in [
+                ("BELT", &mut *belt),
+                ("SOCKS", &mut *socks),
+                ("MILK", &mut *milk),
+            ] {
                 if basket.contains(&sku) {
                     learn(item, basket.iter().copied().filter(|s| *s != sku), T0, TAU);
                 }
@@ -142,10 +161,19 @@ mod tests {
         };
         let l = lifts(belt, store, counts, 3.0, T0, TAU);
         let socks_lift = l.iter().find(|(s, _)| s == "SOCKS").map(|x| x.1);
-        assert!(socks_lift.is_some_and(|x| (x - 8.0 * 100.0 / (10.0 * 12.0)).abs() < 1e-9), "{l:?}");
-        assert!(l.iter().all(|(s, _)| s != "MILK"), "milk: lift 1.0 is no complement");
+        assert!(
+            socks_lift.is_some_and(|x| (x - 8.0 * 100.0 / (10.0 * 12.0)).abs() < 1e-9),
+            "{l:?}"
+        );
+        assert!(
+            l.iter().all(|(s, _)| s != "MILK"),
+            "milk: lift 1.0 is no complement"
+        );
         assert_eq!(pick(l.clone(), &[], |_| true, 3), ["SOCKS"]);
-        assert!(pick(l.clone(), &["SOCKS"], |_| true, 3).is_empty(), "never the item itself");
+        assert!(
+            pick(l.clone(), &["SOCKS"], |_| true, 3).is_empty(),
+            "never the item itself"
+        );
         assert!(pick(l, &[], |_| false, 3).is_empty(), "never out of stock");
         // Support: with a minimum of 9 joint baskets, socks (8) do not qualify.
         assert!(lifts(belt, store, counts, 9.0, T0, TAU).is_empty());
@@ -160,7 +188,10 @@ mod tests {
         assert_eq!(item.partners.len(), MAX_PARTNERS);
         let before = item.baskets;
         decay(&mut item, T0 + 14 * 24 * 3_600_000, TAU);
-        assert!((item.baskets - before / 2.0).abs() < 1e-3, "half-life of 14 days");
+        assert!(
+            (item.baskets - before / 2.0).abs() < 1e-3,
+            "half-life of 14 days"
+        );
         // Faded partners make room for a new one.
         learn(&mut item, ["NEW"], T0 + 60 * 24 * 3_600_000, TAU);
         assert!(item.partners.iter().any(|p| p.sku == "NEW"));

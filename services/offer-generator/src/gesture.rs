@@ -45,7 +45,10 @@ mod tests {
             options(p, 3, false, 799, 1399),
             [(Gesture::Free, 1399), (Gesture::AtOriginalPrice, 600)]
         );
-        assert_eq!(options(p, 2, false, 799, 1399), [(Gesture::AtOriginalPrice, 600)]);
+        assert_eq!(
+            options(p, 2, false, 799, 1399),
+            [(Gesture::AtOriginalPrice, 600)]
+        );
         assert_eq!(
             options(p, 3, true, 799, 1399),
             [(Gesture::AtOriginalPrice, 600)],

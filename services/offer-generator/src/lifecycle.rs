@@ -60,7 +60,11 @@ pub struct Policy {
     /// this many expected sales (the detector opens it at ln(1/α), 4.6 by default; 9.2 is
     /// α = 0.01 %): most chance gaps end before, a shelf that is really empty stays silent.
     /// 0 offers at once.
-    #[arg(long, env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES", default_value_t = 9.2)]
+    #[arg(
+        long,
+        env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES",
+        default_value_t = 9.2
+    )]
     pub suspected_offer_min_expected_sales: f64,
     /// Half-life of the basket counts behind complements, in days.
     #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = 14.0)]
@@ -228,16 +232,24 @@ impl Offers {
             }
         }
         let mut now = Indexed::default();
-        if item.episode_open && item.offer.is_none() && !item.episode_answered {
-            if let Some(fk) = self.family_key(store, sku) {
-                self.waiting.entry(fk.clone()).or_default().insert(key.to_owned());
-                now.waiting = Some(fk);
-            }
+        if item.episode_open
+            && item.offer.is_none()
+            && !item.episode_answered
+            && let Some(fk) = self.family_key(store, sku)
+        {
+            self.waiting
+                .entry(fk.clone())
+                .or_default()
+                .insert(key.to_owned());
+            now.waiting = Some(fk);
         }
         if let Some(offer) = &item.offer {
             let sub = offer.substitute.as_ref().map_or("", |s| s.sku.as_str());
             let sk = validate::key(store, sub);
-            self.by_substitute.entry(sk.clone()).or_default().insert(key.to_owned());
+            self.by_substitute
+                .entry(sk.clone())
+                .or_default()
+                .insert(key.to_owned());
             now.substitute = Some(sk);
             self.expiries
                 .entry(store.to_owned())
@@ -258,7 +270,14 @@ impl Offers {
     }
 
     /// What the store's offers have committed today, this key's state included.
-    fn committed(&self, store: &str, key: &str, item: &OfferItem, now: i64, others: &dyn View<OfferItem>) -> i64 {
+    fn committed(
+        &self,
+        store: &str,
+        key: &str,
+        item: &OfferItem,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> i64 {
         let day = budget::day(now);
         let prefix = format!("{store}/");
         others
@@ -310,7 +329,11 @@ impl Offers {
             return Vec::new();
         };
         if !matches!(change, offer_event::Change::Redeemed(_)) {
-            budget::release(item, budget::day(item.issued_at_ms), offer.gesture_value_cents);
+            budget::release(
+                item,
+                budget::day(item.issued_at_ms),
+                offer.gesture_value_cents,
+            );
         }
         item.accepted = false;
         let offer_id = item.offer_id.clone();
@@ -328,7 +351,11 @@ impl Offers {
         if !item.episode_open || item.offer.is_some() || item.episode_answered {
             return Vec::new();
         }
-        if self.policy.suspected_offer_due(item).is_some_and(|due| now < due) {
+        if self
+            .policy
+            .suspected_offer_due(item)
+            .is_some_and(|due| now < due)
+        {
             // A suspected stockout waits until the silence is telling enough (see the policy).
             return Vec::new();
         }
@@ -337,12 +364,17 @@ impl Offers {
             if s == sku {
                 item.on_hand
             } else {
-                others.get(&validate::key(store, s)).map_or(0, |o| o.on_hand)
+                others
+                    .get(&validate::key(store, s))
+                    .map_or(0, |o| o.on_hand)
             }
         };
         let tau = self.policy.tau_ms();
         let min_support = self.policy.complement_min_support;
-        let store_item = others.get(&validate::key(store, "")).cloned().unwrap_or_default();
+        let store_item = others
+            .get(&validate::key(store, ""))
+            .cloned()
+            .unwrap_or_default();
         let item_snapshot = item.clone();
         let learned = |s: &str| {
             let own = if s == sku {
@@ -358,7 +390,10 @@ impl Offers {
                         others
                             .get(&validate::key(store, b))
                             .map(|x| (x.baskets, x.learned_at_ms))
-                            .or_else(|| (b == sku).then_some((item_snapshot.baskets, item_snapshot.learned_at_ms)))
+                            .or_else(|| {
+                                (b == sku)
+                                    .then_some((item_snapshot.baskets, item_snapshot.learned_at_ms))
+                            })
                     },
                     min_support,
                     now,
@@ -403,7 +438,11 @@ impl Offers {
                 if item.no_offer_reason == why.reason {
                     return Vec::new();
                 }
-                info!(stockout_id = item.stockout_id, why = why.reason, "no offer (yet)");
+                info!(
+                    stockout_id = item.stockout_id,
+                    why = why.reason,
+                    "no offer (yet)"
+                );
                 item.no_offer_reason = why.reason.clone();
                 let step = format!("not-offered-{:08x}", fnv(&why.reason) as u32);
                 let change = offer_event::Change::NotOffered(NotOffered {
@@ -713,16 +752,31 @@ impl Processor for Offers {
                 return Err(Rejected(format!(
                     "offer {} is not live (live offer of {key}: {})",
                     r.offer_id,
-                    if item.offer.is_some() { item.offer_id.as_str() } else { "none" }
+                    if item.offer.is_some() {
+                        item.offer_id.as_str()
+                    } else {
+                        "none"
+                    }
                 )));
             }
         }
         let mut out = Vec::new();
         if item.offer.as_ref().is_some_and(|o| now >= o.expires_at_ms) {
-            out.extend(self.end(key, item, "expired", offer_event::Change::Expired(Expired {}), now, others));
+            out.extend(self.end(
+                key,
+                item,
+                "expired",
+                offer_event::Change::Expired(Expired {}),
+                now,
+                others,
+            ));
             item.episode_answered = true;
         }
-        if self.policy.suspected_offer_due(item).is_some_and(|due| due <= now) {
+        if self
+            .policy
+            .suspected_offer_due(item)
+            .is_some_and(|due| due <= now)
+        {
             out.extend(self.try_offer(key, item, now, others));
         }
         match event {
@@ -790,7 +844,9 @@ impl Processor for Offers {
                         item.accepted = true;
                         let change = offer_event::Change::Accepted(Accepted { by: r.by.clone() });
                         let offer_id = item.offer_id.clone();
-                        out.push(self.record(key, item, &offer_id, "accepted", change, now, others));
+                        out.push(
+                            self.record(key, item, &offer_id, "accepted", change, now, others),
+                        );
                     }
                     Ok(Answer::Decline) => {
                         let change = offer_event::Change::Declined(Declined {

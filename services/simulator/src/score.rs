@@ -230,9 +230,7 @@ fn score_kind(
             .get(&(t.store.as_str(), t.sku.as_str()))
             .into_iter()
             .flatten()
-            .filter(|e| {
-                e.opened_ms <= t.end_ms && e.closed_ms.unwrap_or(p.end_ms) >= t.start_ms
-            })
+            .filter(|e| e.opened_ms <= t.end_ms && e.closed_ms.unwrap_or(p.end_ms) >= t.start_ms)
             .min_by_key(|e| e.opened_ms);
         let bucket = if t.sales_per_hour >= p.fast_seller_per_hour {
             &mut fast
@@ -298,7 +296,9 @@ pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEv
         let Some(c) = &o.change else { continue };
         match c {
             OfferChange::Issued(i) => {
-                let at = first_issued.entry(o.stockout_id.as_str()).or_insert(o.occurred_at_ms);
+                let at = first_issued
+                    .entry(o.stockout_id.as_str())
+                    .or_insert(o.occurred_at_ms);
                 *at = (*at).min(o.occurred_at_ms);
                 if issued_ids.insert(o.offer_id.as_str()) {
                     os.issued += 1;
@@ -308,13 +308,17 @@ pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEv
                 }
             }
             OfferChange::NotOffered(n) => {
-                let cause = not_offered::Cause::try_from(n.cause)
-                    .map_or("unknown", |c| c.as_str_name());
+                let cause =
+                    not_offered::Cause::try_from(n.cause).map_or("unknown", |c| c.as_str_name());
                 if not_offered.insert((o.stockout_id.as_str(), cause)) {
                     *os.not_offered.entry(cause.to_owned()).or_default() += 1;
                 }
             }
-            other => *os.lifecycle.entry(change_name(other).to_owned()).or_default() += 1,
+            other => {
+                *os.lifecycle
+                    .entry(change_name(other).to_owned())
+                    .or_default() += 1
+            }
         }
     }
     if !budget.is_empty() {
@@ -322,9 +326,22 @@ pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEv
         os.budget_mean = Some(budget.values().sum::<f64>() / budget.len() as f64);
         os.budget_max = budget.values().copied().reduce(f64::max);
     }
-    let confirmed = score_kind(&p, Kind::Confirmed, TruthKind::Real, episodes, truth, &first_issued);
-    let suspected =
-        score_kind(&p, Kind::Suspected, TruthKind::Phantom, episodes, truth, &first_issued);
+    let confirmed = score_kind(
+        &p,
+        Kind::Confirmed,
+        TruthKind::Real,
+        episodes,
+        truth,
+        &first_issued,
+    );
+    let suspected = score_kind(
+        &p,
+        Kind::Suspected,
+        TruthKind::Phantom,
+        episodes,
+        truth,
+        &first_issued,
+    );
     // Which episodes matched the truth (of their own kind), for "offers for true stockouts".
     let true_ids: HashSet<&str> = episodes
         .iter()

@@ -252,9 +252,17 @@ enum Action {
     Outcome(ReorderOutcome),
     Receipt(StockMovement),
     /// A phantom loss in the store: an eligible SKU is picked when it happens.
-    PhantomStart { store: usize },
-    PhantomFound { store: usize, sku: usize },
-    PhantomCount { store: usize, sku: usize },
+    PhantomStart {
+        store: usize,
+    },
+    PhantomFound {
+        store: usize,
+        sku: usize,
+    },
+    PhantomCount {
+        store: usize,
+        sku: usize,
+    },
 }
 
 /// One store's shoppers.
@@ -297,7 +305,11 @@ pub struct Week {
 }
 
 fn uniform_ms(rng: &mut impl Rng, (lo, hi): (f64, f64)) -> i64 {
-    let h = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+    let h = if hi > lo {
+        rng.random_range(lo..=hi)
+    } else {
+        lo
+    };
     (h * HOUR_MS as f64) as i64
 }
 
@@ -605,9 +617,10 @@ impl Week {
     fn apply(&mut self, action: Action, t: i64, b: &mut Batch) {
         match action {
             Action::Outcome(mut o) => {
-                let (Some(&s), Some(&i)) =
-                    (self.store_index.get(&o.store_id), self.sku_index.get(&o.sku))
-                else {
+                let (Some(&s), Some(&i)) = (
+                    self.store_index.get(&o.store_id),
+                    self.sku_index.get(&o.sku),
+                ) else {
                     return;
                 };
                 o.occurred_at_ms = t;
@@ -624,9 +637,10 @@ impl Week {
                 self.observe(s, i, t);
             }
             Action::Receipt(mut m) => {
-                let (Some(&s), Some(&i)) =
-                    (self.store_index.get(&m.store_id), self.sku_index.get(&m.sku))
-                else {
+                let (Some(&s), Some(&i)) = (
+                    self.store_index.get(&m.store_id),
+                    self.sku_index.get(&m.sku),
+                ) else {
                     return;
                 };
                 m.occurred_at_ms = t;
@@ -637,7 +651,8 @@ impl Week {
                 item.in_transit = false;
                 // Requests made while it was on its way: answered now, nothing more to ship.
                 let held = std::mem::take(&mut item.held);
-                b.expected.push((m.event_id.clone(), m.sku.clone(), item.books));
+                b.expected
+                    .push((m.event_id.clone(), m.sku.clone(), item.books));
                 b.movements.push(m);
                 self.observe(s, i, t);
                 for req in held {
@@ -671,7 +686,9 @@ impl Week {
                     item.hidden = item.shelf;
                     item.shelf = 0;
                     self.observe(s, i, t);
-                    let found = self.rng.random_bool(self.cfg.phantom_found_share.clamp(0.0, 1.0));
+                    let found = self
+                        .rng
+                        .random_bool(self.cfg.phantom_found_share.clamp(0.0, 1.0));
                     if found {
                         let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_found_after_hours);
                         self.schedule(at, Action::PhantomFound { store: s, sku: i });
@@ -725,8 +742,12 @@ impl Week {
                 let store = &mut self.stores[s];
                 let gap = next_gap_ms(&mut store.rng, store.baskets_per_hour);
                 store.next_basket_ms = at + gap.max(1);
-                let wanted =
-                    traffic::basket(&mut store.rng, &self.popularity, traffic::EXTRA_LINES_MEAN, |_| 2);
+                let wanted = traffic::basket(
+                    &mut store.rng,
+                    &self.popularity,
+                    traffic::EXTRA_LINES_MEAN,
+                    |_| 2,
+                );
                 let mut lines = Vec::new();
                 for l in wanted {
                     let item = &mut self.items[s][l.index];
@@ -813,8 +834,7 @@ impl Week {
 
 /// Exponential gap between baskets of a store selling `per_hour` baskets an hour, in ms.
 fn next_gap_ms(rng: &mut impl Rng, per_hour: f64) -> i64 {
-    traffic::inter_arrival(rng, per_hour / 3600.0)
-        .map_or(i64::MAX / 4, |d| d.as_millis() as i64)
+    traffic::inter_arrival(rng, per_hour / 3600.0).map_or(i64::MAX / 4, |d| d.as_millis() as i64)
 }
 
 fn movement(

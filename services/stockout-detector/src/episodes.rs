@@ -116,7 +116,8 @@ pub fn phantom_due(policy: &Policy, item: &DetectorItem) -> Option<i64> {
     if lambda * HOUR_MS < policy.phantom_min_sales_per_hour {
         return None;
     }
-    let gap = (policy.threshold(lambda * HOUR_MS) / lambda).max((policy.phantom_min_gap_minutes * 60_000) as f64);
+    let gap = (policy.threshold(lambda * HOUR_MS) / lambda)
+        .max((policy.phantom_min_gap_minutes * 60_000) as f64);
     Some(item.last_sale_at_ms + gap.ceil() as i64)
 }
 
@@ -149,7 +150,8 @@ fn learn(policy: &Policy, item: &mut DetectorItem, now: i64, sold: bool) {
 fn blocked(policy: &Policy, level: &StockLevel) -> bool {
     level.last_reorder.as_ref().is_some_and(|r| {
         r.status == OutcomeStatus::Failed as i32
-            || (r.expected_at_ms > 0 && r.expected_at_ms > level.occurred_at_ms + policy.horizon_ms())
+            || (r.expected_at_ms > 0
+                && r.expected_at_ms > level.occurred_at_ms + policy.horizon_ms())
     })
 }
 
@@ -242,7 +244,10 @@ pub fn on_level(policy: &Policy, item: &mut DetectorItem, level: StockLevel) -> 
         } else if empty {
             steps.push(close(
                 item,
-                format!("the books now show the shelf empty (on-hand {})", level.on_hand),
+                format!(
+                    "the books now show the shelf empty (on-hand {})",
+                    level.on_hand
+                ),
                 level.on_hand,
             ));
         }
@@ -264,7 +269,10 @@ pub fn on_level(policy: &Policy, item: &mut DetectorItem, level: StockLevel) -> 
     }
     let severity = severity(policy, &level);
     item.level = Some(level);
-    let level = item.level.as_ref().map_or_else(StockLevel::default, Clone::clone);
+    let level = item
+        .level
+        .as_ref()
+        .map_or_else(StockLevel::default, Clone::clone);
     if item.open_stockout_id.is_empty()
         && empty
         && blocked(policy, &level)
@@ -308,7 +316,11 @@ pub fn on_time(policy: &Policy, item: &mut DetectorItem, now: i64) -> Vec<Stocko
         Opened {
             evidence: Some(ev),
             kind: Kind::Suspected as i32,
-            severity: if expected >= 2.0 * policy.threshold(lambda * HOUR_MS) { 2 } else { 1 },
+            severity: if expected >= 2.0 * policy.threshold(lambda * HOUR_MS) {
+                2
+            } else {
+                1
+            },
             // Never as sure as an empty shelf by the books.
             confidence: 0.6 * (1.0 - (-expected).exp()),
         },

@@ -400,8 +400,14 @@ async fn run(mut week: Week) -> Result<()> {
     // reorder failed). Its offer (or refusal) is the last record of the store's partition.
     let mut counts = Vec::new();
     for s in &stores {
-        counts.push((s.clone(), sentinel_count(s, SENTINEL_BIG, 10, end).encode_to_vec()));
-        counts.push((s.clone(), sentinel_count(s, SENTINEL_SMALL, 0, end).encode_to_vec()));
+        counts.push((
+            s.clone(),
+            sentinel_count(s, SENTINEL_BIG, 10, end).encode_to_vec(),
+        ));
+        counts.push((
+            s.clone(),
+            sentinel_count(s, SENTINEL_SMALL, 0, end).encode_to_vec(),
+        ));
     }
     d.publish(STORE_STOCK_MOVEMENTS, counts).await?;
     let deadline = tokio::time::Instant::now() + END_PATIENCE;

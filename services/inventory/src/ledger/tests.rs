@@ -313,7 +313,11 @@ fn shrink_and_counts_are_ledger_entries_with_their_cause() {
     let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 10, T0));
     assert_eq!(level.cause, Cause::Count as i32);
     assert_eq!(level.count_discrepancy, 10, "first count: the books held 0");
-    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Shrink, 3, T0 + 1));
+    let (_, level) = run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Shrink, 3, T0 + 1),
+    );
     assert_eq!((level.on_hand, level.cause), (7, Cause::Shrink as i32));
     let (_, level) = run(&mut l, &mut item, &sale("s1", T0 + 2, "OIL-14", 9));
     assert_eq!((level.on_hand, level.unaccounted), (0, 2));
@@ -323,7 +327,10 @@ fn shrink_and_counts_are_ledger_entries_with_their_cause() {
     assert_eq!((level.on_hand, level.unaccounted), (1, 0));
     assert_eq!(level.count_discrepancy, 3);
     let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 0, T0 + 4));
-    assert_eq!(level.count_discrepancy, -1, "a missing unit is a negative discrepancy");
+    assert_eq!(
+        level.count_discrepancy, -1,
+        "a missing unit is a negative discrepancy"
+    );
 }
 
 #[test]
@@ -361,7 +368,10 @@ fn a_redeemed_offer_takes_the_substitute_out_as_a_give_away() {
         )),
         ..accepted
     };
-    assert!(l.decode(topics::FLOOR_OFFERS, &bad.encode_to_vec()).is_err());
+    assert!(
+        l.decode(topics::FLOOR_OFFERS, &bad.encode_to_vec())
+            .is_err()
+    );
 }
 
 #[test]
@@ -388,7 +398,11 @@ fn a_due_retry_goes_out_on_any_later_event_of_the_store() {
     assert_eq!(level.recent_failures.len(), 1);
     assert_eq!(level.recent_failures[0].reorder_id, "S1/OIL-14/R1");
     let later = sale("s3", T0 + 30 * MIN, "SOCKS", 1);
-    assert_eq!(l.keys(&later), vec!["S1/SOCKS".to_owned()], "retry sent: no longer due");
+    assert_eq!(
+        l.keys(&later),
+        vec!["S1/SOCKS".to_owned()],
+        "retry sent: no longer due"
+    );
 }
 
 mod properties {
@@ -455,10 +469,17 @@ fn goods_on_their_way_are_not_ordered_twice() {
         x.quantity_shipped = 10;
     }
     let (reqs, level) = run(&mut l, &mut item, &o);
-    assert!(reqs.is_empty(), "10 on order: position 12 is above the reorder point");
+    assert!(
+        reqs.is_empty(),
+        "10 on order: position 12 is above the reorder point"
+    );
     assert_eq!(level.on_order, 10);
     let (reqs, _) = run(&mut l, &mut item, &sale("s1", T0 + 2 * MIN, "OIL-14", 1));
     assert!(reqs.is_empty());
-    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Receipt, 10, T0 + 3 * MIN));
+    let (_, level) = run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Receipt, 10, T0 + 3 * MIN),
+    );
     assert_eq!((level.on_hand, level.on_order), (11, 0));
 }

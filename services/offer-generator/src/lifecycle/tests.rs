@@ -180,7 +180,11 @@ fn no_offer_without_a_substitute_in_stock_and_the_reason_is_kept() {
     assert_eq!(item.no_offer_reason, n.reason);
     // The same reason is recorded once per episode.
     let level = level_of("GOLD-28", 1, 1_700_000_050_000);
-    assert!(o.apply("S1/GOLD-14", &mut item, &level, &view).unwrap().is_empty());
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &level, &view)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -283,30 +287,71 @@ fn staff_answers_follow_the_offer_to_its_end() {
     let mut view = PartitionState::default();
     let mut item = issued(&mut o, &mut view);
     let id = "S1/GOLD-14/S1/offer";
-    let e = decode(&o.apply("S1/GOLD-14", &mut item, &response(Answer::Accept, id, T0 + MIN), &view).unwrap());
+    let e = decode(
+        &o.apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Accept, id, T0 + MIN),
+            &view,
+        )
+        .unwrap(),
+    );
     assert_eq!(change_names(&e), ["accepted"]);
     assert_eq!(e[0].event_id, format!("{id}:accepted"));
     assert!(
-        o.apply("S1/GOLD-14", &mut item, &response(Answer::Accept, id, T0 + 2 * MIN), &view)
-            .unwrap()
-            .is_empty(),
+        o.apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Accept, id, T0 + 2 * MIN),
+            &view
+        )
+        .unwrap()
+        .is_empty(),
         "a second accept changes nothing"
     );
-    let e = decode(&o.apply("S1/GOLD-14", &mut item, &response(Answer::Redeem, id, T0 + 3 * MIN), &view).unwrap());
+    let e = decode(
+        &o.apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Redeem, id, T0 + 3 * MIN),
+            &view,
+        )
+        .unwrap(),
+    );
     let Some(offer_event::Change::Redeemed(r)) = &e[0].change else {
         panic!("{e:?}")
     };
-    assert_eq!((r.substitute_sku.as_str(), r.quantity, r.gesture_value_cents), ("GOLD-28", 1, 1399));
-    assert_eq!(e[0].budget_committed_cents, 1399, "a redeemed gesture stays spent");
+    assert_eq!(
+        (r.substitute_sku.as_str(), r.quantity, r.gesture_value_cents),
+        ("GOLD-28", 1, 1399)
+    );
+    assert_eq!(
+        e[0].budget_committed_cents, 1399,
+        "a redeemed gesture stays spent"
+    );
     // The offer is over: any further answer is refused with the reason, state unchanged.
     let before = item.clone();
     let err = o
-        .apply("S1/GOLD-14", &mut item, &response(Answer::Decline, id, T0 + 4 * MIN), &view)
+        .apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Decline, id, T0 + 4 * MIN),
+            &view,
+        )
         .unwrap_err();
     assert!(err.0.contains("not live"), "{}", err.0);
     assert_eq!(item, before);
     // No new offer for an answered episode, even when stock moves.
-    assert!(o.apply("S1/GOLD-14", &mut item, &level_of("GOLD-28", 7, T0 + 5 * MIN), &view).unwrap().is_empty());
+    assert!(
+        o.apply(
+            "S1/GOLD-14",
+            &mut item,
+            &level_of("GOLD-28", 7, T0 + 5 * MIN),
+            &view
+        )
+        .unwrap()
+        .is_empty()
+    );
 }
 
 #[test]
@@ -316,8 +361,13 @@ fn a_declined_offer_releases_its_gesture() {
     let mut item = issued(&mut o, &mut view);
     assert_eq!(budget::committed_on(&item, budget::day(T0)), 1399);
     let e = decode(
-        &o.apply("S1/GOLD-14", &mut item, &response(Answer::Decline, "S1/GOLD-14/S1/offer", T0 + MIN), &view)
-            .unwrap(),
+        &o.apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Decline, "S1/GOLD-14/S1/offer", T0 + MIN),
+            &view,
+        )
+        .unwrap(),
     );
     let Some(offer_event::Change::Declined(d)) = &e[0].change else {
         panic!("{e:?}")
@@ -325,7 +375,12 @@ fn a_declined_offer_releases_its_gesture() {
     assert_eq!(d.reason, "customer left");
     assert_eq!(e[0].budget_committed_cents, 0);
     let err = o
-        .apply("S1/GOLD-14", &mut item, &response(Answer::Accept, "S1/OTHER/S9/offer", T0 + MIN), &view)
+        .apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Accept, "S1/OTHER/S9/offer", T0 + MIN),
+            &view,
+        )
         .unwrap_err();
     assert!(err.0.contains("S1/OTHER/S9/offer"));
 }
@@ -347,7 +402,12 @@ fn an_offer_expires_on_the_next_event_of_the_store_after_its_time() {
     assert_eq!(e[0].budget_committed_cents, 0);
     assert_eq!(o.keys(&late), ["S1/SPATULA"]);
     let err = o
-        .apply("S1/GOLD-14", &mut item, &response(Answer::Redeem, "S1/GOLD-14/S1/offer", expiry + 1), &view)
+        .apply(
+            "S1/GOLD-14",
+            &mut item,
+            &response(Answer::Redeem, "S1/GOLD-14/S1/offer", expiry + 1),
+            &view,
+        )
         .unwrap_err();
     assert!(err.0.contains("not live"));
 }
@@ -369,7 +429,10 @@ fn when_the_substitute_runs_out_the_offer_is_withdrawn_and_the_next_one_offered(
     };
     assert_eq!(next.substitute.as_ref().unwrap().sku, "PRIME-14");
     assert_eq!(e[1].offer_id, "S1/GOLD-14/S1/offer-2");
-    assert_eq!(e[1].budget_committed_cents, 1099, "the first gesture was released");
+    assert_eq!(
+        e[1].budget_committed_cents, 1099,
+        "the first gesture was released"
+    );
 }
 
 #[test]
@@ -400,9 +463,18 @@ fn the_daily_budget_limits_the_gesture_then_the_offer() {
         (Gesture::AtOriginalPrice as i32, 600),
         "free (1399) no longer fits in the 800 left: the smaller gesture does"
     );
-    assert_eq!((e[0].budget_cents, e[0].budget_committed_cents), (1800, 1600));
+    assert_eq!(
+        (e[0].budget_cents, e[0].budget_committed_cents),
+        (1800, 1600)
+    );
     // The next stockout of the day (PRIME-14: GOLD-28 at its price costs 300) finds 200 left.
-    view.slots.insert("S1/GOLD-14".into(), Slot { state: item.clone(), ..Default::default() });
+    view.slots.insert(
+        "S1/GOLD-14".into(),
+        Slot {
+            state: item.clone(),
+            ..Default::default()
+        },
+    );
     let mut op = opened(3);
     if let Event::Stockout(s) = &mut op {
         s.stockout_id = "S1/PRIME-14/S1".into();
@@ -414,7 +486,12 @@ fn the_daily_budget_limits_the_gesture_then_the_offer() {
         panic!("{e:?}")
     };
     assert!(n.reason.contains("1600 of 1800"), "{}", n.reason);
-    assert_eq!(n.cause, not_offered::Cause::BudgetExhausted as i32, "{}", n.reason);
+    assert_eq!(
+        n.cause,
+        not_offered::Cause::BudgetExhausted as i32,
+        "{}",
+        n.reason
+    );
 }
 
 #[test]
@@ -447,7 +524,12 @@ fn a_suspected_stockout_gets_no_free_gesture_and_says_to_check_the_shelf() {
 #[test]
 fn belt_and_socks_complements_are_learned_from_baskets() {
     let mut o = offers();
-    for (sku, family, price) in [("BELT-M", "belts", 2500), ("BELT-L", "belts", 2900), ("SOCKS", "socks", 600), ("MILK", "milk", 150)] {
+    for (sku, family, price) in [
+        ("BELT-M", "belts", 2500),
+        ("BELT-L", "belts", 2900),
+        ("SOCKS", "socks", 600),
+        ("MILK", "milk", 150),
+    ] {
         o.catalog.insert(
             sku.into(),
             Product {
@@ -456,7 +538,10 @@ fn belt_and_socks_complements_are_learned_from_baskets() {
                 brand: "Acme".into(),
                 family: family.into(),
                 price_cents: price,
-                size: Some(Size { value: if sku == "BELT-L" { 2.0 } else { 1.0 }, unit: "each".into() }),
+                size: Some(Size {
+                    value: if sku == "BELT-L" { 2.0 } else { 1.0 },
+                    unit: "each".into(),
+                }),
                 ..Default::default()
             },
         );
@@ -487,7 +572,11 @@ fn belt_and_socks_complements_are_learned_from_baskets() {
         }
     }
     for (sku, n) in [("BELT-L", 5), ("SOCKS", 9), ("MILK", 30)] {
-        view.slots.entry(format!("S1/{sku}")).or_default().state.on_hand = n;
+        view.slots
+            .entry(format!("S1/{sku}"))
+            .or_default()
+            .state
+            .on_hand = n;
     }
     let mut item = view.slots.remove("S1/BELT-M").unwrap().state;
     let mut e = opened(1);
@@ -502,32 +591,57 @@ fn belt_and_socks_complements_are_learned_from_baskets() {
     };
     assert_eq!(offer.substitute.as_ref().unwrap().sku, "BELT-L");
     let c: Vec<&str> = offer.complements.iter().map(|c| c.sku.as_str()).collect();
-    assert_eq!(c, ["SOCKS"], "socks go with belts; milk is in every basket, no complement");
+    assert_eq!(
+        c,
+        ["SOCKS"],
+        "socks go with belts; milk is in every basket, no complement"
+    );
 }
 
 mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    const ATTRS: [HardAttribute; 3] = [HardAttribute::Organic, HardAttribute::GlutenFree, HardAttribute::Vegan];
+    const ATTRS: [HardAttribute; 3] = [
+        HardAttribute::Organic,
+        HardAttribute::GlutenFree,
+        HardAttribute::Vegan,
+    ];
 
     fn arb_product(i: usize) -> impl Strategy<Value = Product> {
-        (0..2usize, prop::sample::subsequence(ATTRS.to_vec(), 0..=2), 1..5u32, 200..3000i64).prop_map(
-            move |(brand, attrs, size, price)| Product {
+        (
+            0..2usize,
+            prop::sample::subsequence(ATTRS.to_vec(), 0..=2),
+            1..5u32,
+            200..3000i64,
+        )
+            .prop_map(move |(brand, attrs, size, price)| Product {
                 sku: format!("P{i}"),
                 name: format!("P{i}"),
                 brand: ["Gold", "Prime"][brand].into(),
                 family: "f".into(),
-                size: Some(Size { value: f64::from(size * 7), unit: "oz".into() }),
+                size: Some(Size {
+                    value: f64::from(size * 7),
+                    unit: "oz".into(),
+                }),
                 price_cents: price,
                 hard_attributes: attrs.into_iter().map(|a| a as i32).collect(),
                 ..Default::default()
-            },
-        )
+            })
     }
 
     fn arb_catalog() -> impl Strategy<Value = Vec<Product>> {
-        (0..6usize).prop_flat_map(|_| (arb_product(0), arb_product(1), arb_product(2), arb_product(3), arb_product(4), arb_product(5)))
+        (0..6usize)
+            .prop_flat_map(|_| {
+                (
+                    arb_product(0),
+                    arb_product(1),
+                    arb_product(2),
+                    arb_product(3),
+                    arb_product(4),
+                    arb_product(5),
+                )
+            })
             .prop_map(|(a, b, c, d, e, f)| vec![a, b, c, d, e, f])
     }
 
@@ -662,7 +776,12 @@ fn a_suspected_stockout_gets_its_offer_only_once_the_silence_is_telling() {
         _ => unreachable!(),
     };
     let mut item = OfferItem::default();
-    assert!(o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap().is_empty(), "not yet");
+    assert!(
+        o.apply("S1/GOLD-14", &mut item, &e, &view)
+            .unwrap()
+            .is_empty(),
+        "not yet"
+    );
     o.restored("S1/GOLD-14", &item);
     // 9.2 expected sales at 4/h: 138 minutes after the last sale, 66 after the opening.
     let due = opened_at - 72 * MIN + 138 * MIN;

@@ -104,7 +104,11 @@ fn episodes_pair_opens_and_closes_and_ignore_duplicates() {
     assert_eq!(eps.len(), 2);
     assert_eq!(
         (eps[0].kind, eps[0].opened_ms, eps[0].closed_ms),
-        (Kind::Confirmed, T0 + 60 * MINUTE_MS, Some(T0 + 120 * MINUTE_MS))
+        (
+            Kind::Confirmed,
+            T0 + 60 * MINUTE_MS,
+            Some(T0 + 120 * MINUTE_MS)
+        )
     );
     assert_eq!((eps[1].kind, eps[1].closed_ms), (Kind::Suspected, None));
 }
@@ -160,7 +164,10 @@ fn precision_recall_and_delays_per_kind() {
     assert_eq!(s.to_episode.unwrap().median, 240.0);
     assert_eq!(s.to_offer.unwrap().median, 280.0);
     let o = &r.offers;
-    assert_eq!((o.issued, o.issued_suspected, o.issued_for_true_stockouts), (3, 2, 2));
+    assert_eq!(
+        (o.issued, o.issued_suspected, o.issued_for_true_stockouts),
+        (3, 2, 2)
+    );
     assert_eq!(o.not_offered.get("CAUSE_NO_SUBSTITUTE"), Some(&1));
     assert_eq!(r.offers_per_store_day(), Some(3.0 / 4.0));
     assert_eq!(o.budget_mean, None);

@@ -90,7 +90,10 @@ fn reorder_levels_follow_the_demand() {
         .min_by(|&a, &b| by_share(a).total_cmp(&by_share(b)))
         .unwrap();
     let (t, b) = (&w.catalog[top], &w.catalog[bottom]);
-    assert!(t.reorder_point > 10 * b.reorder_point.max(1) / 2, "{t:?} {b:?}");
+    assert!(
+        t.reorder_point > 10 * b.reorder_point.max(1) / 2,
+        "{t:?} {b:?}"
+    );
     for p in &w.catalog {
         assert!(p.reorder_point >= 2 && p.order_up_to >= p.reorder_point + 6);
         validate::product(&p.encode_to_vec()).unwrap();
@@ -108,7 +111,10 @@ fn reorder_levels_follow_the_demand() {
 #[test]
 fn same_seed_same_week() {
     let (mut a, mut b) = (quiet(1), quiet(1));
-    let (x, y) = (run(&mut a, START, START + 6 * HOUR_MS), run(&mut b, START, START + 6 * HOUR_MS));
+    let (x, y) = (
+        run(&mut a, START, START + 6 * HOUR_MS),
+        run(&mut b, START, START + 6 * HOUR_MS),
+    );
     assert_eq!(x, y);
     assert!(x.sales.len() > 100, "{} baskets in 6 h", x.sales.len());
 }
@@ -183,7 +189,11 @@ fn a_troubled_reorder_fails_then_ships_and_the_real_interval_covers_empty_and_bl
     w.on_request(&request(&w, i, 2, START + 6 * HOUR_MS));
     let step = w.cfg.step_ms;
     let b = run(&mut w, START + 6 * HOUR_MS, START + 8 * HOUR_MS + step);
-    assert!(b.outcomes.iter().any(|o| o.status == OutcomeStatus::Failed as i32));
+    assert!(
+        b.outcomes
+            .iter()
+            .any(|o| o.status == OutcomeStatus::Failed as i32)
+    );
     w.on_request(&request(&w, i, 3, START + 12 * HOUR_MS));
     let mut fulfilled_at = None;
     let mut t = START + 12 * HOUR_MS;
@@ -203,7 +213,10 @@ fn a_troubled_reorder_fails_then_ships_and_the_real_interval_covers_empty_and_bl
         .collect();
     assert_eq!(truth.len(), 1, "{truth:?}");
     assert_eq!(truth[0].kind, TruthKind::Real);
-    assert_eq!(truth[0].start_ms, empty_at, "the later of empty and the failure");
+    assert_eq!(
+        truth[0].start_ms, empty_at,
+        "the later of empty and the failure"
+    );
     assert_eq!(truth[0].end_ms, fulfilled_at.unwrap());
     assert!(truth[0].sales_per_hour > 0.0);
 }
@@ -256,7 +269,10 @@ fn requests_during_a_delivery_are_answered_after_it_arrives() {
     validate::movement(&receipts[0].encode_to_vec()).unwrap();
     assert_eq!(outcomes.len(), 2);
     assert_eq!(
-        (outcomes[0].quantity_shipped, outcomes[0].expected_at_ms > outcomes[0].occurred_at_ms),
+        (
+            outcomes[0].quantity_shipped,
+            outcomes[0].expected_at_ms > outcomes[0].occurred_at_ms
+        ),
         (20, true)
     );
     assert_eq!(outcomes[1].reorder_id, format!("S-001/{sku}/R2"));
@@ -332,7 +348,10 @@ fn gap_scans_count_what_the_books_show_empty() {
     assert!(b.movements.iter().all(|m| m.sku != sku));
     let b = w.step_start(scan);
     let m = b.movements.iter().find(|m| m.sku == sku).unwrap();
-    assert_eq!((m.kind, m.quantity, m.occurred_at_ms), (MovementKind::Count as i32, 0, scan));
+    assert_eq!(
+        (m.kind, m.quantity, m.occurred_at_ms),
+        (MovementKind::Count as i32, 0, scan)
+    );
     assert!(b.expected.contains(&(m.event_id.clone(), sku.clone(), 0)));
     assert!(w.stats.gap_scans >= 1);
 }

@@ -75,11 +75,17 @@ fn confirmed_opens_only_when_empty_and_blocked() {
         (level(0, "", Some(OutcomeStatus::Failed)), vec!["opened"]),
         (level(2, "", Some(OutcomeStatus::Failed)), vec![]),
         // A retry in flight does not unblock: the warehouse already failed.
-        (level(0, "S1/OIL-14/R4", Some(OutcomeStatus::Failed)), vec!["opened"]),
+        (
+            level(0, "S1/OIL-14/R4", Some(OutcomeStatus::Failed)),
+            vec!["opened"],
+        ),
         (level(0, "", Some(OutcomeStatus::Fulfilled)), vec![]),
         (level(0, "", None), vec![]),
         // Fulfilled, but the goods come beyond the 24 h horizon: blocked.
-        (far(level(0, "", Some(OutcomeStatus::Fulfilled)), 30), vec!["opened"]),
+        (
+            far(level(0, "", Some(OutcomeStatus::Fulfilled)), 30),
+            vec!["opened"],
+        ),
         (far(level(0, "", Some(OutcomeStatus::Partial)), 12), vec![]),
     ];
     for (l, want) in table {
@@ -199,8 +205,16 @@ fn a_fast_seller_that_stops_selling_is_suspected_once_lambda_t_reaches_ln_1_over
     };
     let ev = o.evidence.as_ref().unwrap();
     assert_eq!(ev.gap_ms, 60 * MIN);
-    assert!(ev.expected_sales_in_gap >= 4.6, "{}", ev.expected_sales_in_gap);
-    assert!(o.confidence < 0.95 && o.confidence > 0.5, "{}", o.confidence);
+    assert!(
+        ev.expected_sales_in_gap >= 4.6,
+        "{}",
+        ev.expected_sales_in_gap
+    );
+    assert!(
+        o.confidence < 0.95 && o.confidence > 0.5,
+        "{}",
+        o.confidence
+    );
     assert_eq!(phantom_due(&p, &item), None, "one open episode at most");
     // Sales resume: it closes.
     let out = on_level(&p, &mut item, sold("OIL-14", due + MIN, 99));
@@ -246,7 +260,10 @@ fn a_count_closes_a_suspected_episode_and_may_confirm_an_empty_shelf() {
     let p = Policy::default();
     let mut item = DetectorItem::default();
     let last = history(&p, &mut item, 60, 6 * MIN);
-    assert_eq!(kinds(&on_time(&p, &mut item, last + 2 * HOUR)), ["suspected"]);
+    assert_eq!(
+        kinds(&on_time(&p, &mut item, last + 2 * HOUR)),
+        ["suspected"]
+    );
     let mut count = level(0, "", Some(OutcomeStatus::Failed));
     count.occurred_at_ms = last + 3 * HOUR;
     count.cause = Cause::Count as i32;
