@@ -57,7 +57,13 @@ async fn counted(env: &Env, levels: &Tail, stock: &[(&str, i32)]) -> anyhow::Res
 
 /// Plays the warehouse failing the reorders of `sku` `failures` times, then sells the last unit:
 /// the shelf is empty and replenishment blocked. `sku` must have been counted at 1 unit.
-async fn stockout(env: &Env, requests: &Tail, sku: &str, failures: u32) -> anyhow::Result<()> {
+async fn stockout(
+    env: &Env,
+    levels: &Tail,
+    requests: &Tail,
+    sku: &str,
+    failures: u32,
+) -> anyhow::Result<()> {
     for n in 1..=failures {
         let id = format!("S1/{sku}/R{n}");
         requests
@@ -70,6 +76,12 @@ async fn stockout(env: &Env, requests: &Tail, sku: &str, failures: u32) -> anyho
         )
         .await?;
     }
+    // Outcomes and sales travel on different topics: let the last failure land before selling.
+    levels
+        .until::<StockLevel>(WAIT, |l| {
+            l.sku == sku && l.failed_reorders_7d == failures as i32
+        })
+        .await?;
     env.publish(STORE_SALES, "S1", &sale("S1", sku, 1)).await?;
     Ok(())
 }
@@ -113,7 +125,7 @@ async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books
         &[("GOLD-14", 1), ("GOLD-28", 8), ("PRIME-14", 8)],
     )
     .await?;
-    stockout(&env, &requests, "GOLD-14", 3).await?;
+    stockout(&env, &levels, &requests, "GOLD-14", 3).await?;
 
     let (issued, before) = offers
         .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Issued(_))))
@@ -226,7 +238,7 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
         .until::<StockLevel>(WAIT, |l| l.event_id.contains(&last))
         .await?;
     counted(&env, &levels, &[("BELT-32", 1)]).await?;
-    stockout(&env, &requests, "BELT-32", 1).await?;
+    stockout(&env, &levels, &requests, "BELT-32", 1).await?;
 
     let (issued, _) = offers
         .until::<OfferEvent>(WAIT, |e| matches!(e.change, Some(Change::Issued(_))))
@@ -279,7 +291,7 @@ async fn budget_exhausted_the_second_stockout_of_the_day_gets_no_offer() -> anyh
         ],
     )
     .await?;
-    stockout(&env, &requests, "GOLD-14", 1).await?;
+    stockout(&env, &levels, &requests, "GOLD-14", 1).await?;
     let (first, _) = offers
         .until::<OfferEvent>(WAIT, |e| e.sku == "GOLD-14")
         .await?;
@@ -289,7 +301,7 @@ async fn budget_exhausted_the_second_stockout_of_the_day_gets_no_offer() -> anyh
         (1000, 600)
     );
 
-    stockout(&env, &requests, "OLIVE-14", 1).await?;
+    stockout(&env, &levels, &requests, "OLIVE-14", 1).await?;
     let (second, _) = offers
         .until::<OfferEvent>(WAIT, |e| e.sku == "OLIVE-14")
         .await?;
@@ -322,7 +334,7 @@ async fn organic_original_with_only_a_non_organic_bigger_jar_gets_no_such_substi
         env.tail(FLOOR_OFFERS)?,
     );
     counted(&env, &levels, &[("GOLD-14-ORG", 1), ("GOLD-28", 8)]).await?;
-    stockout(&env, &requests, "GOLD-14-ORG", 3).await?;
+    stockout(&env, &levels, &requests, "GOLD-14-ORG", 3).await?;
     let (e, _) = offers.until::<OfferEvent>(WAIT, |_| true).await?;
     let Some(Change::NotOffered(n)) = &e.change else {
         panic!("expected no offer, got {e:?}")
