@@ -1,5 +1,5 @@
 //! The stock ledger and the reorder policy: events in, records out, no I/O.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use clap::Args;
 use shelfguard_events::catalog::Product;
@@ -10,6 +10,7 @@ use shelfguard_events::store::{MovementKind, Sale, StockMovement};
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome, ReorderRequest};
+use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::table::Table;
 use shelfguard_runtime::{Output, Processor, Rejected};
@@ -96,10 +97,9 @@ impl Event {
 pub struct Ledger {
     policy: Policy,
     catalog: Table<Product>,
-    /// Reorders waiting out their back-off, by store: (due time, SKU). Any later event of the
-    /// store also visits the keys that are due, so a retry goes out without waiting for that
-    /// SKU's next sale. An index over the state, rebuilt on restore; a stale entry costs a look.
-    retries: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Reorders waiting out their back-off. Any later event of the store also visits the keys
+    /// that are due, so a retry goes out without waiting for that SKU's next sale.
+    retries: DueIndex,
 }
 
 impl Ledger {
@@ -107,7 +107,7 @@ impl Ledger {
         Self {
             policy,
             catalog,
-            retries: HashMap::new(),
+            retries: DueIndex::default(),
         }
     }
 
@@ -125,16 +125,8 @@ impl Ledger {
 
     /// Keeps `retries` in step with one key's state.
     fn index(&mut self, key: &str, item: &InventoryItem) {
-        let (store, sku) = split_key(key);
-        let due = self.retry_due(sku, item);
-        let set = self.retries.entry(store.to_owned()).or_default();
-        set.retain(|(_, s)| s != sku);
-        if let Some(t) = due {
-            set.insert((t, sku.to_owned()));
-        }
-        if set.is_empty() {
-            self.retries.remove(store);
-        }
+        let due = self.retry_due(split_key(key).1, item);
+        self.retries.set(key, due);
     }
 
     fn known(&self, sku: &str) -> Result<(), Rejected> {
@@ -352,20 +344,19 @@ impl Processor for Ledger {
             return Vec::new();
         }
         let store = event.store_id();
-        let own = event.own_skus();
-        let now = event.occurred_at_ms();
-        let due = self
-            .retries
-            .get(store)
-            .into_iter()
-            .flat_map(|set| set.iter().take_while(|(t, _)| *t <= now))
-            .map(|(_, sku)| sku.as_str())
-            .filter(|sku| !own.contains(sku));
-        own.iter()
-            .copied()
-            .chain(due)
+        let mut keys: Vec<String> = event
+            .own_skus()
+            .iter()
             .map(|sku| validate::key(store, sku))
-            .collect()
+            .collect();
+        let due: Vec<String> = self
+            .retries
+            .due(store, event.occurred_at_ms())
+            .filter(|k| !keys.iter().any(|own| own == k))
+            .map(str::to_owned)
+            .collect();
+        keys.extend(due);
+        keys
     }
 
     fn restored(&mut self, key: &str, item: &InventoryItem) {

@@ -23,6 +23,7 @@ use shelfguard_events::stockout::{Evidence, Kind, StockoutEvent, stockout_event:
 use shelfguard_events::store::Sale;
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
+use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::table::Table;
 use shelfguard_runtime::{Output, Processor, Rejected};
@@ -168,9 +169,9 @@ pub struct Offers {
     /// Keys with a live offer, by `store/substitute SKU`: a stock change of the substitute is
     /// also applied to them (it may have run out).
     by_substitute: HashMap<String, BTreeSet<String>>,
-    /// Timers by store: (time, key) of live offers' expiry and of suspected episodes' offers
-    /// falling due. Any event of the store visits the keys that are due.
-    expiries: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Timers: a live offer's expiry, or a suspected episode's offer falling due. Any event of
+    /// the store visits the keys that are due.
+    timers: DueIndex,
     /// Where each key is indexed, to take it out again.
     indexed: HashMap<String, Indexed>,
 }
@@ -180,7 +181,6 @@ pub struct Offers {
 struct Indexed {
     waiting: Option<String>,
     substitute: Option<String>,
-    expiry: Option<i64>,
 }
 
 fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, at: &str, key: &str) {
@@ -199,7 +199,7 @@ impl Offers {
             catalog,
             waiting: HashMap::new(),
             by_substitute: HashMap::new(),
-            expiries: HashMap::new(),
+            timers: DueIndex::default(),
             indexed: HashMap::new(),
         }
     }
@@ -222,14 +222,6 @@ impl Offers {
             if let Some(sk) = old.substitute {
                 remove_from(&mut self.by_substitute, &sk, key);
             }
-            if let Some(t) = old.expiry
-                && let Some(set) = self.expiries.get_mut(store)
-            {
-                set.remove(&(t, key.to_owned()));
-                if set.is_empty() {
-                    self.expiries.remove(store);
-                }
-            }
         }
         let mut now = Indexed::default();
         if item.episode_open
@@ -251,20 +243,14 @@ impl Offers {
                 .or_default()
                 .insert(key.to_owned());
             now.substitute = Some(sk);
-            self.expiries
-                .entry(store.to_owned())
-                .or_default()
-                .insert((offer.expires_at_ms, key.to_owned()));
-            now.expiry = Some(offer.expires_at_ms);
         }
-        if let Some(due) = self.policy.suspected_offer_due(item) {
-            self.expiries
-                .entry(store.to_owned())
-                .or_default()
-                .insert((due, key.to_owned()));
-            now.expiry = Some(due);
-        }
-        if now.waiting.is_some() || now.substitute.is_some() || now.expiry.is_some() {
+        let due = item
+            .offer
+            .as_ref()
+            .map(|o| o.expires_at_ms)
+            .or_else(|| self.policy.suspected_offer_due(item));
+        self.timers.set(key, due);
+        if now.waiting.is_some() || now.substitute.is_some() {
             self.indexed.insert(key.to_owned(), now);
         }
     }
@@ -720,14 +706,11 @@ impl Processor for Offers {
                     .collect()
             }
         };
-        let now = event.occurred_at_ms();
-        if let Some(set) = self.expiries.get(store) {
-            keys.extend(
-                set.iter()
-                    .take_while(|(t, _)| *t <= now)
-                    .map(|(_, k)| k.clone()),
-            );
-        }
+        keys.extend(
+            self.timers
+                .due(store, event.occurred_at_ms())
+                .map(str::to_owned),
+        );
         let mut seen = BTreeSet::new();
         keys.retain(|k| seen.insert(k.clone()));
         keys

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod dlq;
+pub mod due;
 pub mod engine;
 pub mod health;
 pub mod metrics;

@@ -14,8 +14,6 @@
 //!
 //! Time is the event's: a due phantom check of a quiet SKU runs on the next stock level of any
 //! SKU of the same store (see [`Detector::keys`]).
-use std::collections::{BTreeSet, HashMap};
-
 use clap::Args;
 use shelfguard_events::inventory::{Cause, StockLevel};
 use shelfguard_events::state::DetectorItem;
@@ -25,6 +23,7 @@ use shelfguard_events::stockout::{
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_events::warehouse::OutcomeStatus;
+use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::{Output, Processor, Rejected};
 
@@ -354,30 +353,20 @@ fn records(level: &StockLevel, steps: Vec<(String, Step)>) -> Vec<StockoutEvent>
 
 pub struct Detector {
     policy: Policy,
-    /// Phantom checks by store: (due time, SKU). A stock level of any SKU of the store also
-    /// visits the keys due by its time. An index over the state, rebuilt on restore.
-    due: HashMap<String, BTreeSet<(i64, String)>>,
+    /// Phantom checks: a stock level of any SKU of the store also visits the keys due by its time.
+    due: DueIndex,
 }
 
 impl Detector {
     pub fn new(policy: Policy) -> Self {
         Self {
             policy,
-            due: HashMap::new(),
+            due: DueIndex::default(),
         }
     }
 
     fn index(&mut self, key: &str, item: &DetectorItem) {
-        let (store, sku) = split_key(key);
-        let due = phantom_due(&self.policy, item);
-        let set = self.due.entry(store.to_owned()).or_default();
-        set.retain(|(_, s)| s != sku);
-        if let Some(t) = due {
-            set.insert((t, sku.to_owned()));
-        }
-        if set.is_empty() {
-            self.due.remove(store);
-        }
+        self.due.set(key, phantom_due(&self.policy, item));
     }
 }
 
@@ -405,16 +394,14 @@ impl Processor for Detector {
     }
     /// The level's own key, then the store's keys whose phantom check is due by its time.
     fn keys(&self, event: &StockLevel) -> Vec<String> {
-        let due = self
+        let own = validate::key(&event.store_id, &event.sku);
+        let due: Vec<String> = self
             .due
-            .get(&event.store_id)
-            .into_iter()
-            .flat_map(|set| set.iter().take_while(|(t, _)| *t <= event.occurred_at_ms))
-            .filter(|(_, sku)| *sku != event.sku)
-            .map(|(_, sku)| validate::key(&event.store_id, sku));
-        std::iter::once(validate::key(&event.store_id, &event.sku))
-            .chain(due)
-            .collect()
+            .due(&event.store_id, event.occurred_at_ms)
+            .filter(|k| *k != own)
+            .map(str::to_owned)
+            .collect();
+        std::iter::once(own).chain(due).collect()
     }
     fn apply(
         &mut self,
