@@ -68,7 +68,7 @@ mod tests {
         d.set("S1/A", None);
         assert_eq!(d.due("S1", 100).collect::<Vec<_>>(), ["S1/B"]);
         d.set("S1/B", None);
-        assert!(d.by_store.get("S1").is_none() && d.of_key.len() == 1);
+        assert!(!d.by_store.contains_key("S1") && d.of_key.len() == 1);
         assert_eq!(d.due("S2", 1).collect::<Vec<_>>(), ["S2/C"]);
     }
 }
