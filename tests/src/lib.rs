@@ -74,6 +74,37 @@ impl Env {
         Ok(())
     }
 
+    /// Counts every (SKU, units) of `store` and waits, on `levels` (a tail of
+    /// `inventory.stock-levels.v1`), until inventory has applied all of them: counts and sales
+    /// travel on different topics, and without this a sale could be applied before its count.
+    pub async fn count_and_await(
+        &self,
+        levels: &Tail,
+        store: &str,
+        stock: &[(&str, i32)],
+        within: Duration,
+    ) -> Result<()> {
+        use shelfguard_events::inventory::{Cause, StockLevel};
+        for (sku, units) in stock {
+            self.publish(
+                shelfguard_events::topics::STORE_STOCK_MOVEMENTS,
+                store,
+                &fixtures::count(store, sku, *units),
+            )
+            .await?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < stock.len() {
+            let (l, _) = levels
+                .until::<StockLevel>(within, |l| {
+                    l.store_id == store && l.cause == Cause::Count as i32
+                })
+                .await?;
+            seen.insert(l.sku);
+        }
+        Ok(())
+    }
+
     /// Publishes `n` product families, each a 14 oz `<prefix><i>-14` and a 28 oz `<prefix><i>-28`
     /// of the same brand (the bigger one is the substitute); returns the small SKUs.
     pub async fn publish_families(&self, prefix: &str, n: usize) -> Result<Vec<String>> {

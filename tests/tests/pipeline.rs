@@ -23,26 +23,20 @@ async fn a_failed_reorder_becomes_an_offer_and_restock_withdraws_it() -> anyhow:
     let _det = env.spawn("stockout-detector", &[])?;
     let _off = env.spawn("offer-generator", &[])?;
 
-    for (sku, units) in [
-        ("GOLD-14", 3),
-        ("GOLD-28", 8),
-        ("PRIME-14", 8),
-        ("VALUE-28", 8),
-    ] {
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, units))
-            .await?;
-    }
     // Counts and sales travel on different topics (no order between them): let the counts land.
     let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
-    let mut counted = std::collections::BTreeSet::new();
-    while counted.len() < 4 {
-        let (l, _) = levels
-            .until::<shelfguard_events::inventory::StockLevel>(WAIT, |l| {
-                l.cause == shelfguard_events::inventory::Cause::Count as i32
-            })
-            .await?;
-        counted.insert(l.sku);
-    }
+    env.count_and_await(
+        &levels,
+        "S1",
+        &[
+            ("GOLD-14", 3),
+            ("GOLD-28", 8),
+            ("PRIME-14", 8),
+            ("VALUE-28", 8),
+        ],
+        WAIT,
+    )
+    .await?;
     env.publish(STORE_SALES, "S1", &sale("S1", "GOLD-14", 3))
         .await?;
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;

@@ -22,37 +22,39 @@ use shelfguard_events::warehouse::ReorderRequest;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The three services, with retries right after a failure so a story needs no waiting.
-fn start(env: &Env, offer_env: &[(&str, &str)]) -> anyhow::Result<Vec<Service>> {
-    Ok(vec![
-        env.spawn("inventory", &[("REORDER_RETRY_AFTER_SECS", "0")])?,
-        env.spawn("stockout-detector", &[])?,
-        env.spawn("offer-generator", offer_env)?,
-    ])
+/// One story's world: its own broker and topics, the catalogue, the three services (retries
+/// right after a failure, so a story needs no waiting) and tails of what they publish.
+struct Story {
+    env: Env,
+    _services: Vec<Service>,
+    levels: Tail,
+    requests: Tail,
+    offers: Tail,
 }
 
-async fn catalogue(env: &Env, products: &[Product]) -> anyhow::Result<()> {
-    for p in products {
-        env.publish(CATALOG_PRODUCTS, &p.sku.clone(), p).await?;
+impl Story {
+    async fn start(
+        name: &str,
+        products: &[Product],
+        offer_env: &[(&str, &str)],
+    ) -> anyhow::Result<Story> {
+        let env = Env::start(name).await?;
+        for p in products {
+            env.publish(CATALOG_PRODUCTS, &p.sku.clone(), p).await?;
+        }
+        let _services = vec![
+            env.spawn("inventory", &[("REORDER_RETRY_AFTER_SECS", "0")])?,
+            env.spawn("stockout-detector", &[])?,
+            env.spawn("offer-generator", offer_env)?,
+        ];
+        Ok(Story {
+            levels: env.tail(INVENTORY_STOCK_LEVELS)?,
+            requests: env.tail(WAREHOUSE_REORDER_REQUESTS)?,
+            offers: env.tail(FLOOR_OFFERS)?,
+            env,
+            _services,
+        })
     }
-    Ok(())
-}
-
-/// Counts every (sku, units) in S1 and waits until inventory has applied all of them (counts and
-/// sales travel on different topics: without this a sale could be applied before its count).
-async fn counted(env: &Env, levels: &Tail, stock: &[(&str, i32)]) -> anyhow::Result<()> {
-    for (sku, units) in stock {
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, *units))
-            .await?;
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    while seen.len() < stock.len() {
-        let (l, _) = levels
-            .until::<StockLevel>(WAIT, |l| l.cause == Cause::Count as i32)
-            .await?;
-        seen.insert(l.sku);
-    }
-    Ok(())
 }
 
 /// Plays the warehouse failing the reorders of `sku` `failures` times, then sells the last unit:
@@ -103,26 +105,27 @@ fn basket(skus: &[&str]) -> Sale {
 #[tokio::test(flavor = "multi_thread")]
 async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books_a_give_away()
 -> anyhow::Result<()> {
-    let env = Env::start("story-coconut-oil").await?;
-    catalogue(
-        &env,
+    let Story {
+        env,
+        levels,
+        requests,
+        offers,
+        _services,
+    } = Story::start(
+        "story-coconut-oil",
         &[
             product("GOLD-14", "coconut-oil", "Gold", 14.0, 799),
             product("GOLD-28", "coconut-oil", "Gold", 28.0, 1399),
             product("PRIME-14", "coconut-oil", "Prime", 14.0, 1099),
         ],
+        &[],
     )
     .await?;
-    let _services = start(&env, &[])?;
-    let (levels, requests, offers) = (
-        env.tail(INVENTORY_STOCK_LEVELS)?,
-        env.tail(WAREHOUSE_REORDER_REQUESTS)?,
-        env.tail(FLOOR_OFFERS)?,
-    );
-    counted(
-        &env,
+    env.count_and_await(
         &levels,
+        "S1",
         &[("GOLD-14", 1), ("GOLD-28", 8), ("PRIME-14", 8)],
+        WAIT,
     )
     .await?;
     stockout(&env, &levels, &requests, "GOLD-14", 3).await?;
@@ -182,9 +185,14 @@ async fn coconut_oil_three_failures_give_the_28_oz_jar_free_and_redemption_books
 
 #[tokio::test(flavor = "multi_thread")]
 async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result<()> {
-    let env = Env::start("story-belt-and-socks").await?;
-    catalogue(
-        &env,
+    let Story {
+        env,
+        levels,
+        requests,
+        offers,
+        _services,
+    } = Story::start(
+        "story-belt-and-socks",
         &[
             product("BELT-32", "belts", "Acme", 32.0, 2500),
             product("BELT-36", "belts", "Acme", 36.0, 2700),
@@ -192,17 +200,12 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
             product("MILK", "milk", "Farm", 32.0, 150),
             product("BREAD", "bread", "Farm", 16.0, 300),
         ],
+        &[],
     )
     .await?;
-    let _services = start(&env, &[])?;
-    let (levels, requests, offers) = (
-        env.tail(INVENTORY_STOCK_LEVELS)?,
-        env.tail(WAREHOUSE_REORDER_REQUESTS)?,
-        env.tail(FLOOR_OFFERS)?,
-    );
-    counted(
-        &env,
+    env.count_and_await(
         &levels,
+        "S1",
         &[
             ("BELT-32", 100),
             ("BELT-36", 50),
@@ -210,6 +213,7 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
             ("MILK", 200),
             ("BREAD", 200),
         ],
+        WAIT,
     )
     .await?;
     // Shoppers: belts come with socks; milk and bread are in most baskets, with or without.
@@ -237,7 +241,8 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
     levels
         .until::<StockLevel>(WAIT, |l| l.event_id.contains(&last))
         .await?;
-    counted(&env, &levels, &[("BELT-32", 1)]).await?;
+    env.count_and_await(&levels, "S1", &[("BELT-32", 1)], WAIT)
+        .await?;
     stockout(&env, &levels, &requests, "BELT-32", 1).await?;
 
     let (issued, _) = offers
@@ -262,33 +267,34 @@ async fn belt_and_socks_complements_are_learned_from_baskets() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread")]
 async fn budget_exhausted_the_second_stockout_of_the_day_gets_no_offer() -> anyhow::Result<()> {
-    let env = Env::start("story-budget").await?;
-    catalogue(
-        &env,
+    // 1000 cents a day: one gesture of 600 (the bigger jar at the small jar's price) fits.
+    let Story {
+        env,
+        levels,
+        requests,
+        offers,
+        _services,
+    } = Story::start(
+        "story-budget",
         &[
             product("GOLD-14", "coconut-oil", "Gold", 14.0, 799),
             product("GOLD-28", "coconut-oil", "Gold", 28.0, 1399),
             product("OLIVE-14", "olive-oil", "Sol", 14.0, 799),
             product("OLIVE-28", "olive-oil", "Sol", 28.0, 1399),
         ],
+        &[("STORE_DAILY_BUDGET_CENTS", "1000")],
     )
     .await?;
-    // 1000 cents a day: one gesture of 600 (the bigger jar at the small jar's price) fits.
-    let _services = start(&env, &[("STORE_DAILY_BUDGET_CENTS", "1000")])?;
-    let (levels, requests, offers) = (
-        env.tail(INVENTORY_STOCK_LEVELS)?,
-        env.tail(WAREHOUSE_REORDER_REQUESTS)?,
-        env.tail(FLOOR_OFFERS)?,
-    );
-    counted(
-        &env,
+    env.count_and_await(
         &levels,
+        "S1",
         &[
             ("GOLD-14", 1),
             ("GOLD-28", 8),
             ("OLIVE-14", 1),
             ("OLIVE-28", 8),
         ],
+        WAIT,
     )
     .await?;
     stockout(&env, &levels, &requests, "GOLD-14", 1).await?;
@@ -316,24 +322,25 @@ async fn budget_exhausted_the_second_stockout_of_the_day_gets_no_offer() -> anyh
 #[tokio::test(flavor = "multi_thread")]
 async fn organic_original_with_only_a_non_organic_bigger_jar_gets_no_such_substitute()
 -> anyhow::Result<()> {
-    let env = Env::start("story-organic").await?;
     let mut organic = product("GOLD-14-ORG", "coconut-oil", "Gold", 14.0, 999);
     organic.hard_attributes = vec![HardAttribute::Organic as i32];
-    catalogue(
-        &env,
+    let Story {
+        env,
+        levels,
+        requests,
+        offers,
+        _services,
+    } = Story::start(
+        "story-organic",
         &[
             organic,
             product("GOLD-28", "coconut-oil", "Gold", 28.0, 1399),
         ],
+        &[],
     )
     .await?;
-    let _services = start(&env, &[])?;
-    let (levels, requests, offers) = (
-        env.tail(INVENTORY_STOCK_LEVELS)?,
-        env.tail(WAREHOUSE_REORDER_REQUESTS)?,
-        env.tail(FLOOR_OFFERS)?,
-    );
-    counted(&env, &levels, &[("GOLD-14-ORG", 1), ("GOLD-28", 8)]).await?;
+    env.count_and_await(&levels, "S1", &[("GOLD-14-ORG", 1), ("GOLD-28", 8)], WAIT)
+        .await?;
     stockout(&env, &levels, &requests, "GOLD-14-ORG", 3).await?;
     let (e, _) = offers.until::<OfferEvent>(WAIT, |_| true).await?;
     let Some(Change::NotOffered(n)) = &e.change else {
