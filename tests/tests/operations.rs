@@ -16,7 +16,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use shelfguard_e2e::{Env, Service, fixtures::*};
 use shelfguard_events::floor::{OfferEvent, offer_event::Change};
-use shelfguard_events::inventory::StockLevel;
 use shelfguard_events::topics::*;
 use shelfguard_events::warehouse::ReorderRequest;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -143,13 +142,9 @@ fn traceparent_of(m: &OwnedMessage) -> Option<String> {
 /// Empties GOLD-14 in S1, fails its reorder (the outcome carries `traceparent` when given) and
 /// returns the `Issued` offer record from `floor.offers.v1`.
 async fn fail_a_reorder(env: &Env, traceparent: Option<&str>) -> Result<OwnedMessage> {
-    env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", "GOLD-28", 8))
-        .await?;
-    env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", "GOLD-14", 3))
-        .await?;
-    // Topics are not ordered with each other: let the count land before the sale.
-    env.tail(INVENTORY_STOCK_LEVELS)?
-        .until::<StockLevel>(WAIT, |l| l.sku == "GOLD-14" && l.on_hand == 3)
+    // Topics are not ordered with each other: let the counts land before the sale.
+    let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
+    env.count_and_await(&levels, "S1", &[("GOLD-28", 8), ("GOLD-14", 3)], WAIT)
         .await?;
     env.publish(STORE_SALES, "S1", &sale("S1", "GOLD-14", 3))
         .await?;

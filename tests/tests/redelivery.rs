@@ -52,23 +52,15 @@ async fn run(point: &str) -> anyhow::Result<()> {
         )?,
     ];
     let mut crashes = [0u32; 3];
-    for sku in &skus {
-        let big = sku.replace("-14", "-28");
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", &big, 10))
-            .await?;
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, 1))
-            .await?;
-    }
-
     // Sales and counts travel on different topics: let every count land before selling.
+    let bigs: Vec<String> = skus.iter().map(|s| s.replace("-14", "-28")).collect();
+    let stock: Vec<(&str, i32)> = skus
+        .iter()
+        .zip(&bigs)
+        .flat_map(|(small, big)| [(big.as_str(), 10), (small.as_str(), 1)])
+        .collect();
     let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
-    let mut counted = BTreeSet::new();
-    while counted.len() < 2 * skus.len() {
-        let (l, _) = levels
-            .until::<shelfguard_events::inventory::StockLevel>(WAIT, |_| true)
-            .await?;
-        counted.insert(l.sku);
-    }
+    env.count_and_await(&levels, "S1", &stock, WAIT).await?;
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
 
     // One stockout per wave, awaited before the next, so batches (and crash points) are deterministic.
