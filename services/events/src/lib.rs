@@ -1,6 +1,7 @@
 //! The contract: protobuf messages of every topic (generated from `proto/`) and the topic catalogue.
 #![allow(clippy::all)]
 
+pub mod limits;
 pub mod topics;
 pub mod validate;
 

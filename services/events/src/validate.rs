@@ -2,16 +2,93 @@
 //! present out, or the reason it was refused (which becomes the dead-letter reason).
 use prost::Message;
 
+use crate::limits::*;
 use crate::{catalog, floor, inventory, stockout, store, warehouse};
 
-/// Ids are short printable tokens without `/` (which separates the parts of state keys).
+/// At most `max` bytes of `v`, for quoting a refused value in a reason without copying it whole.
+fn excerpt(v: &str, max: usize) -> String {
+    if v.len() <= max {
+        return format!("{v:?}");
+    }
+    let mut end = max;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &v[..end], v.len())
+}
+
+/// A `store_id` or `sku`: a short printable token without `/` (which separates the parts of
+/// state keys), at most [`MAX_ID_BYTES`].
 pub fn id(field: &str, v: &str) -> Result<(), String> {
+    id_within(field, v, MAX_ID_BYTES)
+}
+
+/// An event id (or another id) from store systems or the warehouse: at most
+/// [`MAX_EVENT_ID_BYTES`], printable, no spaces, `/` allowed.
+pub fn event_id(field: &str, v: &str) -> Result<(), String> {
+    token(field, v, MAX_EVENT_ID_BYTES, "ids")
+}
+
+/// An id our own services built from input ids: at most [`MAX_DERIVED_ID_BYTES`], `/` allowed
+/// (e.g. `S-001/SKU/S1/offer`).
+pub fn derived_id(field: &str, v: &str) -> Result<(), String> {
+    token(field, v, MAX_DERIVED_ID_BYTES, "derived ids")
+}
+
+fn token(field: &str, v: &str, max: usize, limit: &str) -> Result<(), String> {
     if v.is_empty() {
         return Err(format!("missing {field}"));
     }
-    if v.len() > 64 || v.contains('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if v.len() > max || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!(
-            "invalid {field} {v:?}: at most 64 printable characters, no spaces or '/'"
+            "invalid {field} {}: at most {max} printable bytes, no spaces (limit: {limit})",
+            excerpt(v, 80)
+        ));
+    }
+    Ok(())
+}
+
+fn id_within(field: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.is_empty() {
+        return Err(format!("missing {field}"));
+    }
+    if v.len() > max || v.contains('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "invalid {field} {}: at most {max} printable bytes, no spaces or '/' (limit: ids)",
+            excerpt(v, 80)
+        ));
+    }
+    Ok(())
+}
+
+/// Free text: at most [`MAX_TEXT_BYTES`].
+pub fn text(field: &str, v: &str) -> Result<(), String> {
+    if v.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "{field} is {} bytes, over the limit of {MAX_TEXT_BYTES} (limit: free text)",
+            v.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A quantity of units: `min..=MAX_QUANTITY` in absolute value.
+fn quantity(field: &str, q: i32, min: i32) -> Result<(), String> {
+    if q.unsigned_abs() > MAX_QUANTITY.unsigned_abs() {
+        return Err(format!(
+            "{field} {q} is beyond the limit of {MAX_QUANTITY} units either way (limit: quantities)"
+        ));
+    }
+    if q < min {
+        return Err(format!("{field} must be >= {min}, got {q}"));
+    }
+    Ok(())
+}
+
+fn cents(field: &str, v: i64) -> Result<(), String> {
+    if !(0..=MAX_PRICE_CENTS).contains(&v) {
+        return Err(format!(
+            "{field} {v} is outside 0..={MAX_PRICE_CENTS} cents (limit: prices)"
         ));
     }
     Ok(())
@@ -22,21 +99,52 @@ pub fn key(store_id: &str, sku: &str) -> String {
     format!("{store_id}/{sku}")
 }
 
+/// The episode number `n` of a stockout id `<store>/<sku>/S<n>` of that store and SKU.
+pub fn stockout_seq(stockout_id: &str, store_id: &str, sku: &str) -> Option<u32> {
+    stockout_id
+        .strip_prefix(store_id)?
+        .strip_prefix('/')?
+        .strip_prefix(sku)?
+        .strip_prefix("/S")?
+        .parse()
+        .ok()
+}
+
 /// Splits a state key into (store id, SKU).
 pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or((key, ""))
 }
 
 fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, String> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(format!(
+            "{what} record is {} bytes, over the limit of {MAX_RECORD_BYTES} (limit: record size)",
+            bytes.len()
+        ));
+    }
     M::decode(bytes).map_err(|e| format!("undecodable {what}: {e}"))
 }
 
-fn envelope(event_id: &str, occurred_at_ms: i64) -> Result<(), String> {
-    if event_id.is_empty() {
-        return Err("missing event_id".into());
-    }
+/// Event id and time of a record from store systems or the warehouse.
+fn envelope(id: &str, occurred_at_ms: i64) -> Result<(), String> {
+    event_id("event_id", id)?;
+    time(occurred_at_ms)
+}
+
+/// Event id and time of a record our own services published.
+fn derived_envelope(event_id: &str, occurred_at_ms: i64) -> Result<(), String> {
+    derived_id("event_id", event_id)?;
+    time(occurred_at_ms)
+}
+
+fn time(occurred_at_ms: i64) -> Result<(), String> {
     if occurred_at_ms <= 0 {
         return Err("missing occurred_at_ms".into());
+    }
+    if !(MIN_OCCURRED_AT_MS..=MAX_OCCURRED_AT_MS).contains(&occurred_at_ms) {
+        return Err(format!(
+            "occurred_at_ms {occurred_at_ms} is not UTC milliseconds between 2000 and 2200 (limit: event time)"
+        ));
     }
     Ok(())
 }
@@ -44,14 +152,48 @@ fn envelope(event_id: &str, occurred_at_ms: i64) -> Result<(), String> {
 pub fn product(bytes: &[u8]) -> Result<catalog::Product, String> {
     let p: catalog::Product = decode("catalog.v1.Product", bytes)?;
     id("sku", &p.sku)?;
+    if !p.event_id.is_empty() {
+        event_id("event_id", &p.event_id)?;
+    }
     if p.family.is_empty() {
         return Err(format!("product {}: missing family", p.sku));
     }
     if p.price_cents <= 0 {
         return Err(format!("product {}: price_cents must be > 0", p.sku));
     }
+    cents("price_cents", p.price_cents)?;
+    for (field, v) in [
+        ("name", &p.name),
+        ("brand", &p.brand),
+        ("family", &p.family),
+        ("location", &p.location),
+    ] {
+        text(field, v)?;
+    }
+    for (field, n) in [
+        ("complements", p.complements.len()),
+        ("allergen_free", p.allergen_free.len()),
+        ("hard_attributes", p.hard_attributes.len()),
+    ] {
+        if n > MAX_LIST_ITEMS {
+            return Err(format!(
+                "product {}: {field} has {n} entries, over the limit of {MAX_LIST_ITEMS} (limit: lists)",
+                p.sku
+            ));
+        }
+    }
+    for (i, c) in p.complements.iter().enumerate() {
+        id(&format!("complements[{i}]"), c)?;
+    }
+    for (i, a) in p.allergen_free.iter().enumerate() {
+        text(&format!("allergen_free[{i}]"), a)?;
+    }
+    quantity("reorder_point", p.reorder_point, 0)?;
+    quantity("order_up_to", p.order_up_to, 0)?;
     match &p.size {
-        Some(s) if s.value > 0.0 && !s.unit.is_empty() => {}
+        Some(s) if s.value > 0.0 && s.value.is_finite() && !s.unit.is_empty() => {
+            text("size.unit", &s.unit)?;
+        }
         _ => return Err(format!("product {}: missing size", p.sku)),
     }
     Ok(p)
@@ -61,17 +203,22 @@ pub fn sale(bytes: &[u8]) -> Result<store::Sale, String> {
     let s: store::Sale = decode("store.v1.Sale", bytes)?;
     envelope(&s.event_id, s.occurred_at_ms)?;
     id("store_id", &s.store_id)?;
+    if !s.basket_id.is_empty() {
+        event_id("basket_id", &s.basket_id)?;
+    }
     if s.lines.is_empty() {
         return Err("sale without lines".into());
     }
+    if s.lines.len() > MAX_SALE_LINES {
+        return Err(format!(
+            "sale has {} lines, over the limit of {MAX_SALE_LINES} (limit: basket lines)",
+            s.lines.len()
+        ));
+    }
     for (i, l) in s.lines.iter().enumerate() {
         id(&format!("lines[{i}].sku"), &l.sku)?;
-        if l.quantity <= 0 {
-            return Err(format!(
-                "lines[{i}].quantity must be > 0, got {}",
-                l.quantity
-            ));
-        }
+        quantity(&format!("lines[{i}].quantity"), l.quantity, 1)?;
+        cents(&format!("lines[{i}].unit_price_cents"), l.unit_price_cents)?;
     }
     Ok(s)
 }
@@ -81,21 +228,19 @@ pub fn movement(bytes: &[u8]) -> Result<store::StockMovement, String> {
     envelope(&m.event_id, m.occurred_at_ms)?;
     id("store_id", &m.store_id)?;
     id("sku", &m.sku)?;
+    text("note", &m.note)?;
     match store::MovementKind::try_from(m.kind) {
-        Ok(store::MovementKind::Receipt) if m.quantity <= 0 => {
-            Err(format!("receipt quantity must be > 0, got {}", m.quantity))
-        }
-        Ok(store::MovementKind::Shrink) if m.quantity <= 0 => {
-            Err(format!("shrink quantity must be > 0, got {}", m.quantity))
-        }
-        Ok(store::MovementKind::Count) if m.quantity < 0 => {
-            Err(format!("count must be >= 0, got {}", m.quantity))
+        Ok(store::MovementKind::Receipt) => quantity("receipt quantity", m.quantity, 1)?,
+        Ok(store::MovementKind::Shrink) => quantity("shrink quantity", m.quantity, 1)?,
+        Ok(store::MovementKind::Count) => quantity("count", m.quantity, 0)?,
+        Ok(store::MovementKind::Adjustment) => {
+            quantity("adjustment quantity", m.quantity, -MAX_QUANTITY)?
         }
         Ok(store::MovementKind::Unspecified) | Err(_) => {
-            Err(format!("unknown movement kind {}", m.kind))
+            return Err(format!("unknown movement kind {}", m.kind));
         }
-        Ok(_) => Ok(m),
     }
+    Ok(m)
 }
 
 pub fn outcome(bytes: &[u8]) -> Result<warehouse::ReorderOutcome, String> {
@@ -105,6 +250,12 @@ pub fn outcome(bytes: &[u8]) -> Result<warehouse::ReorderOutcome, String> {
     id("sku", &o.sku)?;
     if o.reorder_id.is_empty() {
         return Err("missing reorder_id".into());
+    }
+    event_id("reorder_id", &o.reorder_id)?;
+    text("failure_reason", &o.failure_reason)?;
+    quantity("quantity_shipped", o.quantity_shipped, 0)?;
+    if o.expected_at_ms != 0 {
+        time(o.expected_at_ms).map_err(|e| format!("expected_at_ms: {e}"))?;
     }
     match warehouse::OutcomeStatus::try_from(o.status) {
         Ok(warehouse::OutcomeStatus::Unspecified) | Err(_) => {
@@ -116,7 +267,7 @@ pub fn outcome(bytes: &[u8]) -> Result<warehouse::ReorderOutcome, String> {
 
 pub fn stock_level(bytes: &[u8]) -> Result<inventory::StockLevel, String> {
     let l: inventory::StockLevel = decode("inventory.v1.StockLevel", bytes)?;
-    envelope(&l.event_id, l.occurred_at_ms)?;
+    derived_envelope(&l.event_id, l.occurred_at_ms)?;
     id("store_id", &l.store_id)?;
     id("sku", &l.sku)?;
     Ok(l)
@@ -124,11 +275,15 @@ pub fn stock_level(bytes: &[u8]) -> Result<inventory::StockLevel, String> {
 
 pub fn stockout(bytes: &[u8]) -> Result<stockout::StockoutEvent, String> {
     let s: stockout::StockoutEvent = decode("stockout.v1.StockoutEvent", bytes)?;
-    envelope(&s.event_id, s.occurred_at_ms)?;
+    derived_envelope(&s.event_id, s.occurred_at_ms)?;
     id("store_id", &s.store_id)?;
     id("sku", &s.sku)?;
-    if s.stockout_id.is_empty() {
-        return Err("missing stockout_id".into());
+    derived_id("stockout_id", &s.stockout_id)?;
+    if stockout_seq(&s.stockout_id, &s.store_id, &s.sku).is_none() {
+        return Err(format!(
+            "stockout_id {:?} is not <store_id>/<sku>/S<n> of its own store and SKU",
+            s.stockout_id
+        ));
     }
     if s.change.is_none() {
         return Err("stockout event without change (opened/closed)".into());
@@ -138,19 +293,15 @@ pub fn stockout(bytes: &[u8]) -> Result<stockout::StockoutEvent, String> {
 
 pub fn offer_event(bytes: &[u8]) -> Result<floor::OfferEvent, String> {
     let o: floor::OfferEvent = decode("floor.v1.OfferEvent", bytes)?;
-    envelope(&o.event_id, o.occurred_at_ms)?;
+    derived_envelope(&o.event_id, o.occurred_at_ms)?;
     id("store_id", &o.store_id)?;
-    if o.offer_id.is_empty() {
-        return Err("missing offer_id".into());
-    }
+    derived_id("offer_id", &o.offer_id)?;
     if o.change.is_none() {
         return Err("offer event without change".into());
     }
     if let Some(floor::offer_event::Change::Redeemed(r)) = &o.change {
         id("redeemed.substitute_sku", &r.substitute_sku)?;
-        if r.quantity <= 0 {
-            return Err(format!("redeemed.quantity must be > 0, got {}", r.quantity));
-        }
+        quantity("redeemed.quantity", r.quantity, 1)?;
     }
     Ok(o)
 }
@@ -160,9 +311,9 @@ pub fn staff_response(bytes: &[u8]) -> Result<floor::StaffResponse, String> {
     envelope(&r.event_id, r.occurred_at_ms)?;
     id("store_id", &r.store_id)?;
     id("sku", &r.sku)?;
-    if r.offer_id.is_empty() {
-        return Err("missing offer_id".into());
-    }
+    event_id("offer_id", &r.offer_id)?;
+    text("reason", &r.reason)?;
+    text("by", &r.by)?;
     match floor::Answer::try_from(r.answer) {
         Ok(floor::Answer::Decline) if r.reason.trim().is_empty() => {
             Err("a decline needs a reason".into())
@@ -194,7 +345,7 @@ mod tests {
         );
         let s = store::Sale {
             event_id: "e".into(),
-            occurred_at_ms: 1,
+            occurred_at_ms: 1_700_000_000_000,
             store_id: "S1".into(),
             basket_id: "b".into(),
             lines: vec![],
@@ -207,7 +358,7 @@ mod tests {
         assert_eq!(sale(&s.encode_to_vec()).unwrap_err(), "missing event_id");
         let m = store::StockMovement {
             event_id: "e".into(),
-            occurred_at_ms: 1,
+            occurred_at_ms: 1_700_000_000_000,
             store_id: "S1".into(),
             sku: "A".into(),
             kind: 0,
@@ -218,6 +369,84 @@ mod tests {
             movement(&m.encode_to_vec())
                 .unwrap_err()
                 .contains("unknown movement kind")
+        );
+    }
+
+    fn movement_of(kind: store::MovementKind, quantity: i32) -> Vec<u8> {
+        store::StockMovement {
+            event_id: "e".into(),
+            occurred_at_ms: 1_700_000_000_000,
+            store_id: "S1".into(),
+            sku: "A".into(),
+            kind: kind as i32,
+            quantity,
+            note: String::new(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn every_limit_is_named_in_its_refusal() {
+        use store::MovementKind::*;
+        assert!(
+            movement(&movement_of(Receipt, i32::MAX))
+                .unwrap_err()
+                .contains("limit: quantities")
+        );
+        assert!(
+            movement(&movement_of(Adjustment, i32::MIN))
+                .unwrap_err()
+                .contains("limit: quantities")
+        );
+        assert!(movement(&movement_of(Adjustment, -MAX_QUANTITY)).is_ok());
+        assert!(movement(&movement_of(Shrink, MAX_QUANTITY + 1)).is_err());
+        assert!(movement(&movement_of(Count, MAX_QUANTITY)).is_ok());
+        let long = store::Sale {
+            event_id: "x".repeat(129),
+            occurred_at_ms: 1_700_000_000_000,
+            store_id: "S1".into(),
+            basket_id: String::new(),
+            lines: vec![store::SaleLine {
+                sku: "A".into(),
+                quantity: 1,
+                unit_price_cents: 100,
+            }],
+        };
+        let reason = sale(&long.encode_to_vec()).unwrap_err();
+        assert!(
+            reason.contains("event_id") && reason.contains("limit: ids"),
+            "{reason}"
+        );
+        let spaced = store::Sale {
+            event_id: "a b/c".into(),
+            ..long.clone()
+        };
+        assert!(sale(&spaced.encode_to_vec()).is_err());
+        let huge = store::Sale {
+            event_id: "x".repeat(700_000),
+            ..long.clone()
+        };
+        let reason = sale(&huge.encode_to_vec()).unwrap_err();
+        assert!(reason.contains("limit: record size"), "{reason}");
+        let many = store::Sale {
+            event_id: "e".into(),
+            lines: vec![long.lines[0].clone(); MAX_SALE_LINES + 1],
+            ..long.clone()
+        };
+        assert!(
+            sale(&many.encode_to_vec())
+                .unwrap_err()
+                .contains("limit: basket lines")
+        );
+        let seconds = store::Sale {
+            event_id: "e".into(),
+            occurred_at_ms: 1_700_000_000,
+            ..long
+        };
+        assert!(
+            sale(&seconds.encode_to_vec())
+                .unwrap_err()
+                .contains("limit: event time")
         );
     }
 
