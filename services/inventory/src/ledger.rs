@@ -19,6 +19,20 @@ pub const SERVICE: &str = "inventory";
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Failed reorders kept as evidence per (store, SKU).
 const MAX_RECENT_FAILURES: usize = 8;
+/// Most failure times kept per (store, SKU) (the 7-day count saturates there), so a key's
+/// state stays bounded whatever the retry back-off.
+const MAX_FAILURE_TIMES: usize = 64;
+
+/// Stock arithmetic, checked in every build: an event that would overflow is refused (dead
+/// letter) and the key keeps its state. Validation bounds each quantity far below this, so
+/// only a long run of extreme events can get here.
+fn checked(a: i32, b: i32, what: &str) -> Result<i32, Rejected> {
+    a.checked_add(b).ok_or_else(|| {
+        Rejected(format!(
+            "{what}: {a} + {b} overflows the stock arithmetic (limit: 2^31-1 units)"
+        ))
+    })
+}
 
 /// Reorder policy defaults, used when the catalogue has none for a SKU.
 #[derive(Debug, Clone, Args)]
@@ -79,7 +93,7 @@ impl Event {
         }
     }
 
-    /// The SKUs this event moves itself (not the ones a timer adds).
+    /// The SKUs this event moves.
     fn own_skus(&self) -> Vec<&str> {
         match self {
             Event::Sale { units, .. } => units.keys().map(String::as_str).collect(),
@@ -115,12 +129,16 @@ impl Ledger {
     /// failure whose back-off runs out at the returned time.
     fn retry_due(&self, sku: &str, item: &InventoryItem) -> Option<i64> {
         let (reorder_point, _) = self.levels(sku);
-        if !item.open_reorder_id.is_empty() || item.on_hand + item.on_order > reorder_point {
+        if !item.open_reorder_id.is_empty() || position(item) > i64::from(reorder_point) {
             return None;
         }
         item.failures_ms
             .last()
-            .map(|t| t + self.policy.reorder_retry_after_secs * 1000)
+            .map(|t| t.saturating_add(self.retry_after_ms()))
+    }
+
+    fn retry_after_ms(&self) -> i64 {
+        self.policy.reorder_retry_after_secs.saturating_mul(1000)
     }
 
     /// Keeps `retries` in step with one key's state.
@@ -151,7 +169,7 @@ impl Ledger {
         } else {
             self.policy.default_order_up_to
         };
-        (rp, up.max(rp + 1))
+        (rp, up.max(rp.saturating_add(1)))
     }
 
     /// A reorder is due when stock is at or below the reorder point, none is open, and the
@@ -164,16 +182,16 @@ impl Ledger {
         now: i64,
     ) -> Option<ReorderRequest> {
         let (reorder_point, order_up_to) = self.levels(sku);
-        let position = item.on_hand + item.on_order;
-        if position > reorder_point || !item.open_reorder_id.is_empty() {
+        let position = position(item);
+        if position > i64::from(reorder_point) || !item.open_reorder_id.is_empty() {
             return None;
         }
         if let Some(last_failure) = item.failures_ms.last()
-            && now - last_failure < self.policy.reorder_retry_after_secs * 1000
+            && now.saturating_sub(*last_failure) < self.retry_after_ms()
         {
             return None;
         }
-        item.reorder_seq += 1;
+        item.reorder_seq = item.reorder_seq.wrapping_add(1);
         let reorder_id = format!("{store}/{sku}/R{}", item.reorder_seq);
         item.open_reorder_id = reorder_id.clone();
         item.open_reorder_at_ms = now;
@@ -183,55 +201,73 @@ impl Ledger {
             store_id: store.to_owned(),
             reorder_id,
             sku: sku.to_owned(),
-            quantity: order_up_to - position,
+            // position <= reorder point < order_up_to, so this is in 1..=i32::MAX.
+            quantity: i32::try_from(i64::from(order_up_to) - position).unwrap_or(i32::MAX),
             on_hand: item.on_hand,
         })
     }
+}
+
+/// Stock on hand plus goods on their way, without overflow.
+fn position(item: &InventoryItem) -> i64 {
+    i64::from(item.on_hand) + i64::from(item.on_order)
 }
 
 /// Takes `units` out of stock; what the books did not have becomes unaccounted.
 ///
 /// Invariant (property-tested): `on_hand - unaccounted` is the last count plus every signed
 /// movement since, and neither ever goes below zero.
-fn sell(item: &mut InventoryItem, units: i32) {
+fn sell(item: &mut InventoryItem, units: i32) -> Result<(), Rejected> {
+    // on_hand >= 0 and units >= 0: no overflow here.
     let left = item.on_hand - units;
     if left < 0 {
-        item.unaccounted += -left;
+        item.unaccounted = checked(item.unaccounted, -left, "unaccounted units")?;
         item.on_hand = 0;
     } else {
         item.on_hand = left;
     }
+    Ok(())
 }
 
 /// Applies a movement; returns its cause and, for a count, counted minus the books.
-fn move_stock(item: &mut InventoryItem, m: &StockMovement) -> (Cause, i32) {
-    match MovementKind::try_from(m.kind) {
+fn move_stock(item: &mut InventoryItem, m: &StockMovement) -> Result<(Cause, i32), Rejected> {
+    Ok(match MovementKind::try_from(m.kind) {
         Ok(MovementKind::Receipt) => {
-            item.on_hand += m.quantity;
-            item.on_order = (item.on_order - m.quantity).max(0);
+            item.on_hand = checked(item.on_hand, m.quantity, "receipt")?;
+            item.on_order = item.on_order.saturating_sub(m.quantity).max(0);
             (Cause::Receipt, 0)
         }
         Ok(MovementKind::Adjustment) if m.quantity < 0 => {
-            sell(item, -m.quantity);
+            // i32::MIN has no negation; validation refuses it, this refuses it again.
+            let units = m
+                .quantity
+                .checked_neg()
+                .ok_or_else(|| Rejected(format!("adjustment {} cannot be negated", m.quantity)))?;
+            sell(item, units)?;
             (Cause::Adjustment, 0)
         }
         Ok(MovementKind::Adjustment) => {
-            item.on_hand += m.quantity;
+            item.on_hand = checked(item.on_hand, m.quantity, "adjustment")?;
             (Cause::Adjustment, 0)
         }
         Ok(MovementKind::Shrink) => {
-            sell(item, m.quantity);
+            sell(item, m.quantity.max(0))?;
             (Cause::Shrink, 0)
         }
         Ok(MovementKind::Count) => {
-            let books = item.on_hand - item.unaccounted;
-            item.on_hand = m.quantity;
+            // A count always applies (it is how the books are corrected); the discrepancy it
+            // reports saturates instead.
+            let books = i64::from(item.on_hand) - i64::from(item.unaccounted);
+            let discrepancy = (i64::from(m.quantity) - books)
+                .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+                as i32;
+            item.on_hand = m.quantity.max(0);
             item.unaccounted = 0;
-            (Cause::Count, m.quantity - books)
+            (Cause::Count, discrepancy)
         }
         // Refused by validation before it gets here.
         Ok(MovementKind::Unspecified) | Err(_) => (Cause::Unspecified, 0),
-    }
+    })
 }
 
 /// Records the outcome of the open reorder. An outcome for any other reorder (unknown, or
@@ -258,10 +294,12 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Re
         decided_at_ms: o.occurred_at_ms,
     });
     if o.status != OutcomeStatus::Failed as i32 {
-        item.on_order += o.quantity_shipped.max(0);
+        item.on_order = checked(item.on_order, o.quantity_shipped.max(0), "units on order")?;
     }
     if o.status == OutcomeStatus::Failed as i32 {
         item.failures_ms.push(o.occurred_at_ms);
+        let excess = item.failures_ms.len().saturating_sub(MAX_FAILURE_TIMES);
+        item.failures_ms.drain(..excess);
         item.recent_failures.extend(item.last_reorder.clone());
         let excess = item
             .recent_failures
@@ -270,6 +308,50 @@ fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Re
         item.recent_failures.drain(..excess);
     }
     Ok(())
+}
+
+impl Ledger {
+    /// The stock level of (store, SKU) after `cause`, at `now`.
+    fn level(
+        &self,
+        event_id: &str,
+        key: &str,
+        item: &InventoryItem,
+        now: i64,
+        (cause, sold, discrepancy): (Cause, i32, i32),
+    ) -> Output {
+        let (store, sku) = split_key(key);
+        let (reorder_point, _) = self.levels(sku);
+        let level = StockLevel {
+            event_id: format!("sl:{event_id}:{sku}"),
+            occurred_at_ms: now,
+            store_id: store.to_owned(),
+            sku: sku.to_owned(),
+            on_hand: item.on_hand,
+            unaccounted: item.unaccounted,
+            open_reorder_id: item.open_reorder_id.clone(),
+            last_reorder: item.last_reorder.clone(),
+            failed_reorders_7d: item.failures_ms.len() as i32,
+            cause: cause as i32,
+            sold,
+            count_discrepancy: discrepancy,
+            recent_failures: item.recent_failures.clone(),
+            reorder_point,
+            on_order: item.on_order,
+        };
+        Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level)
+    }
+
+    /// Forgets failures older than 7 days, asks for a reorder if one is due, re-indexes.
+    fn settle(&mut self, key: &str, item: &mut InventoryItem, now: i64) -> Option<Output> {
+        let (store, sku) = split_key(key);
+        item.failures_ms.retain(|t| now - t < WEEK_MS);
+        item.recent_failures
+            .retain(|f| now - f.decided_at_ms < WEEK_MS);
+        let reorder = self.maybe_reorder(store, sku, item, now);
+        self.index(key, item);
+        reorder.map(|req| Output::new(topics::WAREHOUSE_REORDER_REQUESTS, store, &req))
+    }
 }
 
 impl Processor for Ledger {
@@ -298,10 +380,11 @@ impl Processor for Ledger {
         match topic {
             topics::STORE_SALES => {
                 let sale = validate::sale(payload)?;
-                let mut units = BTreeMap::new();
+                let mut units: BTreeMap<String, i32> = BTreeMap::new();
                 for l in &sale.lines {
                     self.known(&l.sku)?;
-                    *units.entry(l.sku.clone()).or_insert(0) += l.quantity;
+                    let n = units.entry(l.sku.clone()).or_insert(0);
+                    *n = checked(*n, l.quantity, &format!("units of {} in the basket", l.sku))?;
                 }
                 Ok(Event::Sale { sale, units })
             }
@@ -337,26 +420,29 @@ impl Processor for Ledger {
             Event::GiveAway(e) | Event::OtherOfferStep(e) => &e.event_id,
         }
     }
+    fn store_id<'e>(&self, event: &'e Event) -> &'e str {
+        event.store_id()
+    }
+    fn occurred_at_ms(&self, event: &Event) -> i64 {
+        event.occurred_at_ms()
+    }
 
-    /// The SKUs the event moves, then the store's SKUs whose reorder retry is due by now.
+    /// The SKUs the event moves.
     fn keys(&self, event: &Event) -> Vec<String> {
-        if let Event::OtherOfferStep(_) = event {
-            return Vec::new();
-        }
         let store = event.store_id();
-        let mut keys: Vec<String> = event
+        event
             .own_skus()
             .iter()
             .map(|sku| validate::key(store, sku))
-            .collect();
-        let due: Vec<String> = self
-            .retries
-            .due(store, event.occurred_at_ms())
-            .filter(|k| !keys.iter().any(|own| own == k))
+            .collect()
+    }
+
+    /// The store's SKUs whose reorder retry is due by the event's time.
+    fn due_keys(&self, event: &Event) -> Vec<String> {
+        self.retries
+            .due(event.store_id(), event.occurred_at_ms())
             .map(str::to_owned)
-            .collect();
-        keys.extend(due);
-        keys
+            .collect()
     }
 
     fn restored(&mut self, key: &str, item: &InventoryItem) {
@@ -370,18 +456,16 @@ impl Processor for Ledger {
         event: &Event,
         _others: &dyn View<InventoryItem>,
     ) -> Result<Vec<Output>, Rejected> {
-        let (store, sku) = split_key(key);
+        let (_, sku) = split_key(key);
         let now = event.occurred_at_ms();
-        let own = event.own_skus().contains(&sku);
-        let (cause, sold, discrepancy) = match event {
-            _ if !own => (Cause::ReorderRequested, 0, 0),
+        let change = match event {
             Event::Sale { units, .. } => {
                 let n = units.get(sku).copied().unwrap_or(0);
-                sell(item, n);
+                sell(item, n)?;
                 (Cause::Sale, n, 0)
             }
             Event::Movement(m) => {
-                let (c, d) = move_stock(item, m);
+                let (c, d) = move_stock(item, m)?;
                 (c, 0, d)
             }
             Event::Outcome(o) => {
@@ -390,44 +474,33 @@ impl Processor for Ledger {
             }
             Event::GiveAway(e) => {
                 if let Some(offer_event::Change::Redeemed(r)) = &e.change {
-                    sell(item, r.quantity);
+                    sell(item, r.quantity)?;
                 }
                 (Cause::Giveaway, 0, 0)
             }
-            Event::OtherOfferStep(_) => (Cause::Unspecified, 0, 0),
+            // Never a key of its own (see `keys`).
+            Event::OtherOfferStep(_) => return Ok(Vec::new()),
         };
-        item.failures_ms.retain(|t| now - t < WEEK_MS);
-        item.recent_failures
-            .retain(|f| now - f.decided_at_ms < WEEK_MS);
-        let mut out = Vec::new();
-        let reorder = self.maybe_reorder(store, sku, item, now);
-        self.index(key, item);
-        if let Some(req) = reorder {
-            out.push(Output::new(topics::WAREHOUSE_REORDER_REQUESTS, store, &req));
-        } else if !own {
-            // A visit for a retry that is not due after all (e.g. stock came back): no change.
-            return Ok(out);
-        }
-        let (reorder_point, _) = self.levels(sku);
-        let level = StockLevel {
-            event_id: format!("sl:{}:{sku}", self.event_id(event)),
-            occurred_at_ms: now,
-            store_id: store.to_owned(),
-            sku: sku.to_owned(),
-            on_hand: item.on_hand,
-            unaccounted: item.unaccounted,
-            open_reorder_id: item.open_reorder_id.clone(),
-            last_reorder: item.last_reorder.clone(),
-            failed_reorders_7d: item.failures_ms.len() as i32,
-            cause: cause as i32,
-            sold,
-            count_discrepancy: discrepancy,
-            recent_failures: item.recent_failures.clone(),
-            reorder_point,
-            on_order: item.on_order,
-        };
-        out.push(Output::new(topics::INVENTORY_STOCK_LEVELS, store, &level));
+        let mut out: Vec<Output> = self.settle(key, item, now).into_iter().collect();
+        out.push(self.level(self.event_id(event), key, item, now, change));
         Ok(out)
+    }
+
+    /// A reorder retry fell due: ask again if it still should (stock may have come back).
+    fn on_due(
+        &mut self,
+        key: &str,
+        item: &mut InventoryItem,
+        now: i64,
+        _others: &dyn View<InventoryItem>,
+    ) -> Result<Vec<Output>, Rejected> {
+        let Some(request) = self.settle(key, item, now) else {
+            return Ok(Vec::new());
+        };
+        // Named after the reorder it asked for: one per retry, the same on a replay.
+        let id = item.open_reorder_id.clone();
+        let level = self.level(&id, key, item, now, (Cause::ReorderRequested, 0, 0));
+        Ok(vec![request, level])
     }
 }
 

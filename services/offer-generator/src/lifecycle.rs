@@ -326,6 +326,37 @@ impl Offers {
         vec![self.record(key, item, &offer_id, step, change, now, others)]
     }
 
+    /// What falls due at `now` for `key` itself: its live offer's expiry, its suspected
+    /// episode's offer.
+    fn timers(
+        &self,
+        key: &str,
+        item: &mut OfferItem,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if item.offer.as_ref().is_some_and(|o| now >= o.expires_at_ms) {
+            out.extend(self.end(
+                key,
+                item,
+                "expired",
+                offer_event::Change::Expired(Expired {}),
+                now,
+                others,
+            ));
+            item.episode_answered = true;
+        }
+        if self
+            .policy
+            .suspected_offer_due(item)
+            .is_some_and(|due| due <= now)
+        {
+            out.extend(self.try_offer(key, item, now, others));
+        }
+        out
+    }
+
     /// Tries to answer the open episode of `key` with an offer at time `now`.
     fn try_offer(
         &self,
@@ -681,9 +712,15 @@ impl Processor for Offers {
         }
     }
 
-    /// The event's own keys first, then the keys it may change through an index: waiting
-    /// episodes of the product's family, offers whose substitute it is, and offers of the
-    /// store that expired by the event's time.
+    fn store_id<'e>(&self, event: &'e Event) -> &'e str {
+        event.store_id()
+    }
+    fn occurred_at_ms(&self, event: &Event) -> i64 {
+        event.occurred_at_ms()
+    }
+
+    /// The event's own keys first, then the keys it changes through an index: waiting
+    /// episodes of the product's family and offers whose substitute it is.
     fn keys(&self, event: &Event) -> Vec<String> {
         let store = event.store_id();
         let mut keys: Vec<String> = match event {
@@ -706,14 +743,30 @@ impl Processor for Offers {
                     .collect()
             }
         };
-        keys.extend(
-            self.timers
-                .due(store, event.occurred_at_ms())
-                .map(str::to_owned),
-        );
         let mut seen = BTreeSet::new();
         keys.retain(|k| seen.insert(k.clone()));
         keys
+    }
+
+    /// Offers of the store that expired, and suspected episodes whose offer fell due, by the
+    /// event's time.
+    fn due_keys(&self, event: &Event) -> Vec<String> {
+        self.timers
+            .due(event.store_id(), event.occurred_at_ms())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn on_due(
+        &mut self,
+        key: &str,
+        item: &mut OfferItem,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Result<Vec<Output>, Rejected> {
+        let out = self.timers(key, item, now, others);
+        self.index(key, item);
+        Ok(out)
     }
 
     fn apply(
@@ -743,25 +796,7 @@ impl Processor for Offers {
                 )));
             }
         }
-        let mut out = Vec::new();
-        if item.offer.as_ref().is_some_and(|o| now >= o.expires_at_ms) {
-            out.extend(self.end(
-                key,
-                item,
-                "expired",
-                offer_event::Change::Expired(Expired {}),
-                now,
-                others,
-            ));
-            item.episode_answered = true;
-        }
-        if self
-            .policy
-            .suspected_offer_due(item)
-            .is_some_and(|due| due <= now)
-        {
-            out.extend(self.try_offer(key, item, now, others));
-        }
+        let mut out = self.timers(key, item, now, others);
         match event {
             Event::Sale(_, skus) => {
                 let tau = self.policy.tau_ms();
@@ -788,7 +823,25 @@ impl Processor for Offers {
                 // A waiting episode (or one whose substitute just ran out) may now get an offer.
                 out.extend(self.try_offer(key, item, now, others));
             }
+            Event::Stockout(s) if s.sku != sku => {
+                return Err(Rejected(format!(
+                    "stockout {} of {} reached the key {key}",
+                    s.stockout_id, s.sku
+                )));
+            }
             Event::Stockout(s) => match &s.change {
+                // Episodes are numbered: an older one than this key's (a late copy) is refused
+                // rather than adopted again, which would re-publish its records with new contents.
+                Some(Change::Opened(_))
+                    if !item.stockout_id.is_empty()
+                        && validate::stockout_seq(&s.stockout_id, &s.store_id, &s.sku)
+                            < validate::stockout_seq(&item.stockout_id, &s.store_id, &s.sku) =>
+                {
+                    return Err(Rejected(format!(
+                        "stockout {} is older than {}, this key's episode",
+                        s.stockout_id, item.stockout_id
+                    )));
+                }
                 Some(Change::Opened(o)) if item.stockout_id != s.stockout_id => {
                     let change = offer_event::Change::Withdrawn(Withdrawn {
                         reason: format!("superseded by stockout {}", s.stockout_id),
@@ -818,6 +871,8 @@ impl Processor for Offers {
                 _ => {}
             },
             Event::Response(r) => {
+                // `keys` sends an answer only to its SKU's key, and the check above found this
+                // key's live offer under the answer's offer id.
                 let offer = item.offer.clone().unwrap_or_default();
                 match Answer::try_from(r.answer) {
                     Ok(Answer::Accept) if item.accepted => {

@@ -50,6 +50,9 @@ pub struct KafkaArgs {
     pub health_addr: String,
 }
 
+/// The consumer group session timeout: a member silent this long is out of the group.
+pub const SESSION_TIMEOUT_MS: u64 = 10_000;
+
 /// `key=value` pairs for librdkafka. Debug output hides the values.
 #[derive(Clone, Default)]
 pub struct KafkaOptions(pub Vec<(String, String)>);
@@ -87,6 +90,19 @@ impl KafkaArgs {
             fetch_wait_max_ms: 10,
             health_addr: String::new(),
         }
+    }
+
+    /// The group session timeout (librdkafka's `session.timeout.ms` from `KAFKA_OPTIONS` wins).
+    pub fn session_timeout(&self) -> std::time::Duration {
+        let ms = self
+            .kafka_options
+            .0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "session.timeout.ms")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(SESSION_TIMEOUT_MS);
+        std::time::Duration::from_millis(ms)
     }
 
     /// The full name of a catalogue topic.
@@ -132,7 +148,10 @@ impl KafkaArgs {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
-            .set("session.timeout.ms", "10000")
+            .set(
+                "session.timeout.ms",
+                self.session_timeout().as_millis().to_string(),
+            )
             .set("heartbeat.interval.ms", "1000")
             .set("enable.partition.eof", "false");
         if let Some(id) = &self.group_instance_id {

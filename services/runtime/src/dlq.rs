@@ -2,13 +2,31 @@
 use rdkafka::Message as _;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
-use crate::engine::Send;
+use crate::engine::produce::Record;
 
 pub const REASON: &str = "dlq.reason";
 pub const SOURCE_TOPIC: &str = "dlq.source.topic";
 pub const SOURCE_PARTITION: &str = "dlq.source.partition";
 pub const SOURCE_OFFSET: &str = "dlq.source.offset";
 pub const SERVICE: &str = "dlq.service";
+/// Set when the original value was cut to [`MAX_DEAD_LETTER_BYTES`]: its full size in bytes.
+pub const TRUNCATED: &str = "dlq.truncated";
+/// Most bytes of the original value a dead letter carries, so that a dead letter always fits
+/// the broker's message limit (a record refused for its size must not stop the service again).
+pub const MAX_DEAD_LETTER_BYTES: usize = 512 * 1024;
+/// Longest reason kept in the header.
+const MAX_REASON_BYTES: usize = 2048;
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 /// Headers for a dead letter of the record at `topic`/`partition`/`offset`.
 pub fn headers(
@@ -23,7 +41,7 @@ pub fn headers(
     OwnedHeaders::new()
         .insert(Header {
             key: REASON,
-            value: Some(reason),
+            value: Some(cut(reason, MAX_REASON_BYTES)),
         })
         .insert(Header {
             key: SOURCE_TOPIC,
@@ -43,20 +61,30 @@ pub fn headers(
         })
 }
 
-/// The dead letter of `msg` for `topic`: its key and bytes unchanged, the reason and source in headers.
-pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Send {
-    Send {
+/// The dead letter of `msg` for `topic`: its key and bytes unchanged (cut to
+/// [`MAX_DEAD_LETTER_BYTES`], see [`TRUNCATED`]), the reason and source in headers.
+pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Record {
+    let mut headers = headers(service, reason, msg.topic(), msg.partition(), msg.offset());
+    let payload = msg.payload().map(|p| {
+        if p.len() > MAX_DEAD_LETTER_BYTES {
+            headers = std::mem::replace(&mut headers, OwnedHeaders::new()).insert(Header {
+                key: TRUNCATED,
+                value: Some(&p.len().to_string()),
+            });
+            p[..MAX_DEAD_LETTER_BYTES].to_vec()
+        } else {
+            p.to_vec()
+        }
+    });
+    let key = msg
+        .key()
+        .map(|k| k[..k.len().min(MAX_DEAD_LETTER_BYTES / 4)].to_vec());
+    Record {
         topic: topic.to_owned(),
         base: "",
         partition: None,
-        key: msg.key().map(<[u8]>::to_vec),
-        payload: msg.payload().map(<[u8]>::to_vec),
-        headers: Some(headers(
-            service,
-            reason,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-        )),
+        key,
+        payload,
+        headers: Some(headers),
     }
 }

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod processor;
 pub mod shutdown;
 pub mod state;
+pub mod step;
 pub mod table;
 pub mod telemetry;
 pub mod trace;

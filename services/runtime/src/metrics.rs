@@ -62,6 +62,11 @@ pub struct Engine {
     pub dead_letters: Family<Labels, Counter>,
     /// 1 when `/readyz` answers 200 (connected, every assigned partition restored), else 0.
     pub ready: Family<Labels, Gauge>,
+    /// Input partitions that no member of the service's group owns (from the group's
+    /// description), by service; -1 while unknown (the broker did not describe the group).
+    pub unowned: Family<Labels, Gauge>,
+    /// Times the service left and rejoined its group because partitions stayed unowned.
+    pub rejoins: Family<Labels, Counter>,
 }
 
 /// The engine's metrics, registered on first use.
@@ -75,6 +80,8 @@ pub fn engine() -> &'static Engine {
             lag: Family::default(),
             dead_letters: Family::default(),
             ready: Family::default(),
+            unowned: Family::default(),
+            rejoins: Family::default(),
         };
         register(
             "events_consumed",
@@ -105,6 +112,16 @@ pub fn engine() -> &'static Engine {
             "ready",
             "1 when the service is ready (connected to the broker, every assigned partition's state restored), else 0",
             e.ready.clone(),
+        );
+        register(
+            "unowned_partitions",
+            "Input partitions no member of the service's consumer group owns, as the group coordinator describes the group (checked every few seconds; -1 while unknown)",
+            e.unowned.clone(),
+        );
+        register(
+            "group_rejoins",
+            "Times the service left and rejoined its consumer group because input partitions stayed unowned longer than the session timeout",
+            e.rejoins.clone(),
         );
         e
     });

@@ -38,11 +38,21 @@ pub trait View<S> {
 
 /// A service's decision logic, driven by the engine.
 ///
-/// State lives per key (e.g. `store/SKU`) in the partition of the store. Each event is
-/// applied to each key it touches at most once: the engine remembers, per key, how far
-/// every input topic was applied and the latest event ids, and replays after a crash
-/// skip what a key already holds. `apply` must be deterministic (time comes from the
-/// event), so a replay that reaches a key again emits the same records with the same ids.
+/// State lives per key (e.g. `store/SKU`) in the partition of the store. Two kinds of visit
+/// change a key, and they never mix:
+/// - [`Processor::apply`]: an event *about* this key (from [`Processor::keys`]);
+/// - [`Processor::on_due`]: this key's own timer fell due (from [`Processor::due_keys`]), at
+///   the time of whatever event of the store revealed it; the event itself is not passed, so
+///   a timer visit cannot adopt another key's data.
+///
+/// Each event is applied to each key at most once: the engine remembers, per key, how far
+/// every input topic was applied and the latest event ids, and replays after a crash skip what
+/// a key already holds. Both calls must be deterministic (time comes from the events), so a
+/// replay emits the same records with the same ids.
+///
+/// Whatever a call does with one record (an `Err`, a panic, outputs or state too big for the
+/// broker), the engine dead-letters the record with the reason, keeps the key's previous state
+/// and goes on with the next record: a processor cannot stop a service.
 pub trait Processor: Send + 'static {
     /// A decoded, validated input event.
     type Event: Send;
@@ -61,10 +71,16 @@ pub trait Processor: Send + 'static {
     fn decode(&self, topic: &str, payload: &[u8]) -> Result<Self::Event, Rejected>;
     /// The event's id, for dropping duplicates.
     fn event_id<'e>(&self, event: &'e Self::Event) -> &'e str;
-    /// The state keys this event changes, in the order they are applied.
+    /// When the event happened (UTC ms): the time timers are compared with.
+    fn occurred_at_ms(&self, event: &Self::Event) -> i64;
+    /// The store the event belongs to: it must equal the record key (the partitioner put the
+    /// record in that key's partition), or the record is refused.
+    fn store_id<'e>(&self, event: &'e Self::Event) -> &'e str;
+    /// The state keys this event is about, in the order they are applied. Only keys whose
+    /// state the event itself changes: timers are [`Processor::due_keys`].
     fn keys(&self, event: &Self::Event) -> Vec<String>;
-    /// Applies the event to one key and returns the records to publish. `Err` refuses the
-    /// event for this key (it goes to the dead-letter topic); the state must then be unchanged.
+    /// Applies the event to one of its keys and returns the records to publish. `Err` refuses
+    /// the event for this key (dead letter; the engine restores the key's previous state).
     fn apply(
         &mut self,
         key: &str,
@@ -73,7 +89,25 @@ pub trait Processor: Send + 'static {
         others: &dyn View<Self::State>,
     ) -> Result<Vec<Output>, Rejected>;
 
-    /// Called for every key of a partition restored from the changelog, so a processor can
-    /// rebuild indexes it keeps over the state.
+    /// Keys of the event's store whose timer has fallen due by this event (e.g. by its time),
+    /// asked after the event's own keys were applied. The engine leaves out the event's own
+    /// keys, whose `apply` sees the time anyway.
+    fn due_keys(&self, _event: &Self::Event) -> Vec<String> {
+        Vec::new()
+    }
+    /// The timer of `key` fell due; `now_ms` is the time of the event that revealed it.
+    fn on_due(
+        &mut self,
+        _key: &str,
+        _state: &mut Self::State,
+        _now_ms: i64,
+        _others: &dyn View<Self::State>,
+    ) -> Result<Vec<Output>, Rejected> {
+        Ok(Vec::new())
+    }
+
+    /// Called for every key of a partition restored from the changelog, and for a key whose
+    /// change was refused (with its previous state), so a processor can keep the indexes it
+    /// keeps over the state in step.
     fn restored(&mut self, _key: &str, _state: &Self::State) {}
 }

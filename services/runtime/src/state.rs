@@ -6,8 +6,10 @@ use shelfguard_events::state::{Applied, Entry};
 
 use crate::processor::View;
 
+use shelfguard_events::limits::MAX_DERIVED_ID_BYTES;
+
 /// How many event ids each key remembers for de-duplication.
-pub const RECENT_IDS: usize = 8;
+pub const RECENT_IDS: usize = shelfguard_events::limits::RECENT_EVENT_IDS;
 
 /// One key's state and how far each input has been applied to it.
 #[derive(Debug, Clone, Default)]
@@ -46,12 +48,42 @@ impl<S: Message + Default> Slot<S> {
             Some((_, o)) => *o = (*o).max(offset),
             None => self.applied.push((topic.to_owned(), offset)),
         }
-        if !event_id.is_empty() && !self.recent.iter().any(|e| e == event_id) {
+        // Validation keeps ids short; an id past the limit is still never kept (a key's state
+        // stays bounded by construction).
+        if !event_id.is_empty()
+            && event_id.len() <= MAX_DERIVED_ID_BYTES
+            && !self.recent.iter().any(|e| e == event_id)
+        {
             if self.recent.len() == RECENT_IDS {
                 self.recent.remove(0);
             }
             self.recent.push(event_id.to_owned());
         }
+    }
+
+    /// The size of [`Slot::encode`]'s result, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        use prost::encoding::{encoded_len_varint, key_len};
+        // A length-delimited field (proto3 leaves out an empty singular one).
+        let field = |n: usize| key_len(1) + encoded_len_varint(n as u64) + n;
+        let state = self.state.encoded_len();
+        let offset = |o: i64| {
+            if o == 0 {
+                0
+            } else {
+                key_len(2) + encoded_len_varint(o as u64)
+            }
+        };
+        (if state == 0 { 0 } else { field(state) })
+            + self
+                .applied
+                .iter()
+                .map(|(t, o)| {
+                    let topic = if t.is_empty() { 0 } else { field(t.len()) };
+                    field(topic + offset(*o))
+                })
+                .sum::<usize>()
+            + self.recent.iter().map(|e| field(e.len())).sum::<usize>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -129,6 +161,7 @@ mod tests {
         assert_eq!(s.recent.len(), RECENT_IDS);
         assert_eq!(s.recent.last().unwrap(), "e19");
         s.state.on_hand = 7;
+        assert_eq!(s.encoded_len(), s.encode().len());
         let back = Slot::<InventoryItem>::decode(&s.encode()).unwrap();
         assert_eq!(back.state.on_hand, 7);
         assert_eq!(back.applied, vec![("t".to_string(), 19)]);

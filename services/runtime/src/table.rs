@@ -156,8 +156,17 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
 }
 
 /// Applies one record (a tombstone removes its key); returns the reason when it is refused.
+/// The record key must be the row's key; a panicking decoder refuses the record too.
 fn apply<V: Clone>(decode: Decoder<V>, m: &OwnedMessage, table: &Table<V>) -> Option<String> {
-    match (m.payload().map(decode), m.key()) {
+    let decoded = m.payload().map(|p| {
+        std::panic::catch_unwind(|| decode(p))
+            .unwrap_or_else(|_| Err("decoding panicked".to_owned()))
+    });
+    match (decoded, m.key()) {
+        (Some(Ok((k, _))), Some(key)) if key != k.as_bytes() => Some(format!(
+            "record key {:?} does not match {k:?}: a row must be keyed by its own key",
+            String::from_utf8_lossy(key)
+        )),
         (Some(Ok((k, v))), _) => {
             table.insert(k, v);
             None
@@ -194,7 +203,7 @@ async fn dead(
         reason,
         "dead letter"
     );
-    crate::engine::send_all(producer, vec![crate::dlq::record(m, service, dlq, reason)])
+    crate::engine::produce::send_all(producer, vec![crate::dlq::record(m, service, dlq, reason)])
         .await
         .with_context(|| format!("dead letter to {dlq}"))?;
     Ok(())

@@ -351,6 +351,14 @@ fn records(level: &StockLevel, steps: Vec<(String, Step)>) -> Vec<StockoutEvent>
         .collect()
 }
 
+fn outputs(key: &str, events: &[StockoutEvent]) -> Vec<Output> {
+    let (store, _) = split_key(key);
+    events
+        .iter()
+        .map(|e| Output::new(topics::STOCKOUTS, store, e))
+        .collect()
+}
+
 pub struct Detector {
     policy: Policy,
     /// Phantom checks: a stock level of any SKU of the store also visits the keys due by its time.
@@ -392,16 +400,22 @@ impl Processor for Detector {
     fn event_id<'e>(&self, event: &'e StockLevel) -> &'e str {
         &event.event_id
     }
-    /// The level's own key, then the store's keys whose phantom check is due by its time.
+    fn store_id<'e>(&self, event: &'e StockLevel) -> &'e str {
+        &event.store_id
+    }
+    fn occurred_at_ms(&self, event: &StockLevel) -> i64 {
+        event.occurred_at_ms
+    }
+    /// The level's own (store, SKU).
     fn keys(&self, event: &StockLevel) -> Vec<String> {
-        let own = validate::key(&event.store_id, &event.sku);
-        let due: Vec<String> = self
-            .due
+        vec![validate::key(&event.store_id, &event.sku)]
+    }
+    /// The store's keys whose phantom check is due by the level's time.
+    fn due_keys(&self, event: &StockLevel) -> Vec<String> {
+        self.due
             .due(&event.store_id, event.occurred_at_ms)
-            .filter(|k| *k != own)
             .map(str::to_owned)
-            .collect();
-        std::iter::once(own).chain(due).collect()
+            .collect()
     }
     fn apply(
         &mut self,
@@ -410,17 +424,21 @@ impl Processor for Detector {
         event: &StockLevel,
         _others: &dyn View<DetectorItem>,
     ) -> Result<Vec<Output>, Rejected> {
-        let (store, sku) = split_key(key);
-        let events = if sku == event.sku {
-            on_level(&self.policy, item, event.clone())
-        } else {
-            on_time(&self.policy, item, event.occurred_at_ms)
-        };
+        let events = on_level(&self.policy, item, event.clone());
         self.index(key, item);
-        Ok(events
-            .iter()
-            .map(|e| Output::new(topics::STOCKOUTS, store, e))
-            .collect())
+        Ok(outputs(key, &events))
+    }
+    /// The phantom check of a quiet SKU fell due (another SKU of the store moved).
+    fn on_due(
+        &mut self,
+        key: &str,
+        item: &mut DetectorItem,
+        now: i64,
+        _others: &dyn View<DetectorItem>,
+    ) -> Result<Vec<Output>, Rejected> {
+        let events = on_time(&self.policy, item, now);
+        self.index(key, item);
+        Ok(outputs(key, &events))
     }
     fn restored(&mut self, key: &str, item: &DetectorItem) {
         self.index(key, item);

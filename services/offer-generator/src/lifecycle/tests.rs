@@ -395,12 +395,19 @@ fn an_offer_expires_on_the_next_event_of_the_store_after_its_time() {
     assert_eq!(expiry, 1_700_000_000_000 + 240 * MIN);
     let early = level_of("SPATULA", 3, expiry - 1);
     assert_eq!(o.keys(&early), ["S1/SPATULA"]);
+    assert!(o.due_keys(&early).is_empty());
     let late = level_of("SPATULA", 3, expiry);
-    assert_eq!(o.keys(&late), ["S1/SPATULA", "S1/GOLD-14"]);
-    let e = decode(&o.apply("S1/GOLD-14", &mut item, &late, &view).unwrap());
+    assert_eq!(
+        o.keys(&late),
+        ["S1/SPATULA"],
+        "the level is about the spatula only"
+    );
+    assert_eq!(o.due_keys(&late), ["S1/GOLD-14"]);
+    let e = decode(&o.on_due("S1/GOLD-14", &mut item, expiry, &view).unwrap());
     assert_eq!(change_names(&e), ["expired"]);
+    assert_eq!(e[0].sku, "GOLD-14");
     assert_eq!(e[0].budget_committed_cents, 0);
-    assert_eq!(o.keys(&late), ["S1/SPATULA"]);
+    assert!(o.due_keys(&late).is_empty());
     let err = o
         .apply(
             "S1/GOLD-14",
@@ -725,28 +732,23 @@ mod properties {
                         })
                     }
                 };
-                for key in o.keys(&event) {
-                    let mut slot = view.slots.remove(&key).unwrap_or_default();
-                    let before = slot.state.clone();
-                    match o.apply(&key, &mut slot.state, &event, &view) {
-                        Err(_) => prop_assert_eq!(&slot.state, &before, "a refusal changes nothing"),
-                        Ok(out) => {
-                            for e in decode(&out) {
-                                match &e.change {
-                                    Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) => {
-                                        prop_assert!(live.insert(e.sku.clone(), e.offer_id.clone()).is_none(), "two live offers for {}", e.sku);
-                                        let orig = &catalog[e.sku[1..].parse::<usize>().unwrap()];
-                                        let sub = catalog.iter().find(|p| p.sku == offer.substitute.as_ref().unwrap().sku).unwrap();
-                                        prop_assert!(crate::substitute::keeps_hard_attributes(orig, sub));
-                                    }
-                                    Some(offer_event::Change::NotOffered(_)) | Some(offer_event::Change::Accepted(_)) => {}
-                                    _ => { prop_assert_eq!(live.remove(&e.sku), Some(e.offer_id.clone())); }
-                                }
-                                prop_assert!(e.budget_committed_cents <= budget, "{} > {}", e.budget_committed_cents, budget);
+                let effect = shelfguard_runtime::step::apply_event(&mut o, &mut view, "t", i64::from(seq), &event);
+                for (key, out) in &effect.outputs {
+                    for e in decode(std::slice::from_ref(out)) {
+                        prop_assert_eq!(format!("S1/{}", e.sku), key.clone(), "an output carries its key's SKU");
+                        prop_assert!(e.offer_id.starts_with(&format!("{key}/")), "{} is not an offer of {}", e.offer_id, key);
+                        match &e.change {
+                            Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) => {
+                                prop_assert!(live.insert(e.sku.clone(), e.offer_id.clone()).is_none(), "two live offers for {}", e.sku);
+                                let orig = &catalog[e.sku[1..].parse::<usize>().unwrap()];
+                                let sub = catalog.iter().find(|p| p.sku == offer.substitute.as_ref().unwrap().sku).unwrap();
+                                prop_assert!(crate::substitute::keeps_hard_attributes(orig, sub));
                             }
+                            Some(offer_event::Change::NotOffered(_)) | Some(offer_event::Change::Accepted(_)) => {}
+                            _ => { prop_assert_eq!(live.remove(&e.sku), Some(e.offer_id.clone())); }
                         }
+                        prop_assert!(e.budget_committed_cents <= budget, "{} > {}", e.budget_committed_cents, budget);
                     }
-                    view.slots.insert(key, slot);
                 }
                 let committed: i64 = view.slots.values().map(|s| budget::committed_on(&s.state, budget::day(now))).sum();
                 prop_assert!(committed <= budget);
@@ -787,9 +789,68 @@ fn a_suspected_stockout_gets_its_offer_only_once_the_silence_is_telling() {
     let due = opened_at - 72 * MIN + 138 * MIN;
     assert_eq!(o.policy.suspected_offer_due(&item), Some(due));
     let early = level_of("SPATULA", 3, due - 1);
-    assert_eq!(o.keys(&early), ["S1/SPATULA"]);
+    assert!(o.due_keys(&early).is_empty());
     let on_time = level_of("SPATULA", 3, due);
-    assert_eq!(o.keys(&on_time), ["S1/SPATULA", "S1/GOLD-14"]);
-    let events = decode(&o.apply("S1/GOLD-14", &mut item, &on_time, &view).unwrap());
+    assert_eq!(o.keys(&on_time), ["S1/SPATULA"]);
+    assert_eq!(o.due_keys(&on_time), ["S1/GOLD-14"]);
+    let events = decode(&o.on_due("S1/GOLD-14", &mut item, due, &view).unwrap());
     assert_eq!(change_names(&events), ["issued"]);
+    assert_eq!(events[0].sku, "GOLD-14");
+}
+
+/// Issue 9's mixed-up offer: a stockout of one SKU arrived while another SKU's offer was due to
+/// expire. The engine used to hand the stockout to the due key too, which adopted the other
+/// SKU's stockout id and published offers whose `sku` and `offer_id` disagreed.
+#[test]
+fn a_stockout_of_one_sku_never_reaches_another_skus_due_timer() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    stock(&mut part, "PRIME-14", 6);
+    let e = shelfguard_runtime::step::apply_event(&mut o, &mut part, "stockouts", 1, &opened(3));
+    assert!(e.refusals.is_empty(), "{:?}", e.refusals);
+    let expiry = part.slots["S1/GOLD-14"]
+        .state
+        .offer
+        .as_ref()
+        .map(|x| x.expires_at_ms)
+        .unwrap();
+    // Another SKU of the store runs out after GOLD-14's offer expired.
+    let other = Event::Stockout(StockoutEvent {
+        event_id: "so:S1/GOLD-28/S1:opened".into(),
+        occurred_at_ms: expiry + MIN,
+        store_id: "S1".into(),
+        stockout_id: "S1/GOLD-28/S1".into(),
+        sku: "GOLD-28".into(),
+        change: Some(Change::Opened(Opened::default())),
+    });
+    assert_eq!(o.keys(&other), ["S1/GOLD-28"]);
+    let e = shelfguard_runtime::step::apply_event(&mut o, &mut part, "stockouts", 2, &other);
+    assert!(e.refusals.is_empty(), "{:?}", e.refusals);
+    let mut ids = std::collections::BTreeSet::new();
+    for (key, out) in &e.outputs {
+        let ev = OfferEvent::decode(out.payload.as_slice()).unwrap();
+        assert_eq!(format!("S1/{}", ev.sku), *key, "{ev:?}");
+        assert!(ev.offer_id.starts_with(&format!("{key}/")), "{ev:?}");
+        assert!(ev.stockout_id.starts_with(&format!("{key}/")), "{ev:?}");
+        assert!(
+            ids.insert(ev.event_id.clone()),
+            "event id twice: {}",
+            ev.event_id
+        );
+    }
+    let steps: Vec<(String, String)> = e
+        .outputs
+        .iter()
+        .map(|(k, out)| {
+            let ev = OfferEvent::decode(out.payload.as_slice()).unwrap();
+            (k.clone(), change_names(&[ev]).remove(0).to_owned())
+        })
+        .collect();
+    assert!(
+        steps.contains(&("S1/GOLD-14".into(), "expired".into())),
+        "{steps:?}"
+    );
+    assert_eq!(part.slots["S1/GOLD-14"].state.stockout_id, "S1/GOLD-14/S1");
+    assert_eq!(part.slots["S1/GOLD-28"].state.stockout_id, "S1/GOLD-28/S1");
 }

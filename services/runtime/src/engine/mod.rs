@@ -1,194 +1,61 @@
 //! The consumer loop every service runs.
 //!
-//! At-least-once in, idempotent effects out:
+//! At-least-once in, idempotent effects out. For each batch ([`Loop::batch`]):
 //! 1. take a batch of records from the group consumer;
-//! 2. restore the state of any partition seen for the first time from its changelog;
-//! 3. decode each record (failures become dead letters) and apply it to each key it
-//!    touches, skipping keys that already hold it (see [`crate::state::Slot::admit`]);
-//! 4. publish the outputs and dead letters and wait for the broker's acknowledgement;
+//! 2. restore the state of any partition seen for the first time from its changelog
+//!    ([`restore`]);
+//! 3. hand each record to [`crate::step::handle`] (pure): decode, check the key, apply the event
+//!    to the keys it is about, visit the keys whose timer fell due; a record that fails in any
+//!    way becomes a dead letter and leaves state as it was;
+//! 4. publish the outputs and dead letters and wait for the broker's acknowledgement
+//!    ([`produce`]);
 //! 5. publish the changed keys to the changelog and wait again;
 //! 6. only then store the batch's offsets for the next commit.
 //!
-//! Every second (and after each batch) it also restores partitions that were assigned but have
-//! not delivered a record yet, and recomputes readiness: connected to a broker (librdkafka
-//! statistics), a member of the group, and every assigned partition's state restored.
+//! Every second ([`Loop::tick`]) it also restores partitions that were assigned but have not
+//! delivered a record yet, and recomputes readiness: connected to a broker, a member of the
+//! group, every assigned partition's state restored. The librdkafka side is in [`context`].
 //! Metrics ([`crate::metrics::Engine`]) and the W3C `traceparent` ([`crate::trace`]) of each
 //! record are handled here too, so services get them without code of their own.
 //!
 //! A crash between any two steps replays the batch: keys whose changelog record was
 //! written skip it, the others apply it again and, being deterministic, publish records
 //! with the same event ids as before, which consumers de-duplicate.
+pub mod context;
+pub mod membership;
+pub mod produce;
+pub mod restore;
+
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use futures::FutureExt as _;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
-use rdkafka::util::Timeout;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use self::context::{Ctx, Flags, Quiet};
+use self::membership::{Verdict, Watch};
+use self::produce::{Record, send_all};
+pub use self::restore::MARKER_KEY;
+use self::restore::Restorer;
 use crate::config::KafkaArgs;
 use crate::health::Health;
 use crate::metrics::{self, Labels};
 use crate::observe::{NoObserver, Observer};
 use crate::processor::Processor;
-use crate::state::{Admission, PartitionState, Partitions, Slot};
+use crate::state::Partitions;
+use crate::step;
 use crate::trace::{self, TraceContext};
-
-/// Key of the marker record that ends a state restore.
-pub const MARKER_KEY: &str = "\u{0}restore-marker";
-/// How long a produce may wait in the local queue before the batch fails.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often librdkafka reports statistics (broker connections, lag) and the loop re-checks
 /// readiness and restores idle assigned partitions.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Consumer context: notes revoked partitions so the loop drops their state, and turns
-/// librdkafka's statistics into the connection flag and the lag gauges.
-struct Ctx {
-    /// Partitions revoked since the loop last looked; their state is dropped.
-    revoked: Arc<Mutex<Vec<i32>>>,
-    /// A broker connection is up (latest statistics) and not all brokers are down since.
-    connected: Arc<AtomicBool>,
-    /// The consumer holds an assignment (possibly empty) from the group.
-    joined: Arc<AtomicBool>,
-    /// Service name, the `service` label of the lag gauge.
-    service: &'static str,
-    /// Topic prefix, stripped from topic names in metric labels.
-    prefix: String,
-    /// Full names of the input topics: the lag gauge covers only these.
-    inputs: Vec<String>,
-}
-
-impl Ctx {
-    fn lag_labels(&self, topic: &str, partition: i32) -> Labels {
-        vec![
-            ("service", self.service.to_owned()),
-            (
-                "topic",
-                topic.strip_prefix(&self.prefix).unwrap_or(topic).to_owned(),
-            ),
-            ("partition", partition.to_string()),
-        ]
-    }
-}
-
-impl ClientContext for Ctx {
-    fn stats(&self, statistics: Statistics) {
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.connected.store(up, Ordering::Relaxed);
-        let lag = &metrics::engine().lag;
-        for (name, topic) in &statistics.topics {
-            if !self.inputs.contains(name) {
-                continue;
-            }
-            for (p, part) in &topic.partitions {
-                if *p < 0 {
-                    continue;
-                }
-                let labels = self.lag_labels(name, *p);
-                // Handled up to the stored offset; before the first store, the committed one;
-                // before any commit, everything the broker holds (we read from the beginning).
-                let from = [part.stored_offset, part.committed_offset, part.lo_offset]
-                    .into_iter()
-                    .find(|o| *o >= 0);
-                match (part.desired, from) {
-                    (true, Some(from)) if part.hi_offset >= 0 => {
-                        lag.get_or_create(&labels)
-                            .set((part.hi_offset - from).max(0));
-                    }
-                    (true, _) => {}
-                    (false, _) => {
-                        lag.remove(&labels);
-                    }
-                }
-            }
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.connected.store(false, Ordering::Relaxed);
-        }
-        tracing::error!(error = %error, reason, "librdkafka");
-    }
-}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // Everything stored was fully handled (outputs and changelog acknowledged): commit it
-            // now so the next owner starts where we stopped.
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                debug!(error = %e, "commit on revoke (nothing stored yet?)");
-            }
-            self.joined.store(false, Ordering::Relaxed);
-            let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-            r.extend(tpl.elements().iter().map(|e| e.partition()));
-            info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions revoked");
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            self.joined.store(true, Ordering::Relaxed);
-            info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions assigned");
-        }
-    }
-}
-
-/// One record to publish, already addressed.
-pub(crate) struct Send {
-    pub(crate) topic: String,
-    /// Catalogue base name of `topic`, for metric labels.
-    pub(crate) base: &'static str,
-    pub(crate) partition: Option<i32>,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) payload: Option<Vec<u8>>,
-    pub(crate) headers: Option<OwnedHeaders>,
-}
-
-/// Publishes records in order and waits until the broker acknowledged all of them.
-pub(crate) async fn send_all(producer: &FutureProducer, records: Vec<Send>) -> Result<()> {
-    let futures = records.iter().map(|r| {
-        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
-        if let Some(k) = &r.key {
-            rec = rec.key(k.as_slice());
-        }
-        if let Some(p) = &r.payload {
-            rec = rec.payload(p.as_slice());
-        }
-        if let Some(p) = r.partition {
-            rec = rec.partition(p);
-        }
-        if let Some(h) = &r.headers {
-            rec = rec.headers(h.clone());
-        }
-        producer.send(rec, Timeout::After(SEND_TIMEOUT))
-    });
-    for (res, r) in futures::future::join_all(futures)
-        .await
-        .into_iter()
-        .zip(&records)
-    {
-        res.map_err(|(e, _)| anyhow!("publishing to {} failed: {e}", r.topic))?;
-    }
-    Ok(())
-}
 
 /// A fault-injection hook for tests of the delivery guarantees: with
 /// `SHELFGUARD_CRASH_POINT=after-outputs:N` (or `after-changelog:N`) the process aborts right
@@ -246,272 +113,437 @@ pub async fn run<P: Processor>(
 /// [`run`], telling `observer` about outputs and state changes (a service's domain metrics).
 pub async fn run_observed<P: Processor, O: Observer<P::State>>(
     args: &KafkaArgs,
-    mut processor: P,
+    processor: P,
     health: Health,
     shutdown: CancellationToken,
-    mut observer: O,
+    observer: O,
 ) -> Result<Stats> {
-    let name = processor.name();
-    let m = metrics::engine();
-    let ready_gauge = m.ready.get_or_create(&metrics::service(name)).clone();
-    let set_ready = |v: bool| {
-        health.set_ready(v);
-        ready_gauge.set(i64::from(v));
-    };
-    set_ready(false);
-    // Series known from the start, at zero: Prometheus sees the first increment as one.
-    let _ = m.processing.get_or_create(&metrics::service(name));
-    let _ = m
-        .produced
-        .get_or_create(&metrics::service_topic(name, processor.dead_letter()));
-    for t in processor.inputs() {
-        let _ = m.consumed.get_or_create(&metrics::service_topic(name, t));
-        let _ = m.dead_letters.get_or_create(&vec![
-            ("service", name.to_owned()),
-            ("source_topic", t.to_owned()),
-        ]);
-    }
-    let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
-    let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
-    let revoked = Arc::new(Mutex::new(Vec::new()));
-    let connected = Arc::new(AtomicBool::new(false));
-    let joined = Arc::new(AtomicBool::new(false));
-    let inputs = processor.inputs();
-    let topics: Vec<String> = inputs.iter().map(|t| args.topic(t)).collect();
-    let consumer: StreamConsumer<Ctx> = args
-        .group_consumer(name, &group)
-        .set("statistics.interval.ms", TICK.as_millis().to_string())
-        .create_with_context(Ctx {
-            revoked: revoked.clone(),
-            connected: connected.clone(),
-            joined: joined.clone(),
-            service: name,
-            prefix: args.topic_prefix.clone(),
-            inputs: topics.clone(),
-        })
-        .context("creating consumer")?;
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topic_refs).context("subscribing")?;
-    info!(service = name, group, topics = ?topics, "consuming");
-
-    let changelog = args.topic(processor.changelog());
-    let dead_letter = args.topic(processor.dead_letter());
-    let dead_letter_base = processor.dead_letter();
-    let mut parts: Partitions<P::State> = HashMap::new();
-    let mut stats = Stats::default();
-    let crash_point = CrashPoint::from_env();
-    let mut output_batches = 0u64;
+    let mut lp = Loop::new(args, processor, health, observer)?;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let is_ready = |consumer: &StreamConsumer<Ctx>, parts: &Partitions<P::State>| {
-        connected.load(Ordering::Relaxed)
-            && joined.load(Ordering::Relaxed)
-            && consumer.assignment().is_ok_and(|tpl| {
-                tpl.elements()
-                    .iter()
-                    .all(|e| parts.contains_key(&e.partition()))
-            })
-    };
-
     loop {
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            m = consumer.recv() => m,
+            m = lp.consumer.recv() => m.map(|m| m.detach()),
             _ = tick.tick() => {
-                // Restore assigned partitions that have not delivered a record yet, so that
-                // readiness does not wait for traffic on every partition.
-                drop_revoked(&revoked, &mut parts, &mut observer);
-                if joined.load(Ordering::Relaxed) {
-                    restore_missing(args, name, &producer, &changelog, &consumer, None, &mut parts, &mut processor, &mut observer, &mut stats).await?;
-                }
-                set_ready(is_ready(&consumer, &parts));
+                lp.tick().await?;
                 continue;
             }
         };
-        let mut batch: Vec<OwnedMessage> = Vec::new();
-        // When each record was received: the start of its processing time.
-        let mut received: Vec<Instant> = Vec::new();
         match first {
-            Ok(m) => batch.push(m.detach()),
-            Err(e) => {
-                warn!(error = %e, "consumer error");
-                continue;
+            Ok(m) => lp.batch(m).await?,
+            Err(e) => warn!(error = %e, "consumer error"),
+        }
+    }
+    Ok(lp.finish())
+}
+
+/// One batch's records, received and not yet handled.
+struct Batch {
+    records: Vec<OwnedMessage>,
+    /// When each record was received: the start of its processing time.
+    received: Vec<Instant>,
+}
+
+/// What a batch will publish, and what it changed.
+#[derive(Default)]
+struct Pending {
+    /// Outputs and dead letters, in order.
+    out: Vec<Record>,
+    /// Changed keys, per partition, for the changelog.
+    dirty: HashMap<i32, BTreeSet<String>>,
+    /// The last offset of each (topic, partition), stored once all of the above is acknowledged.
+    positions: HashMap<(String, i32), i64>,
+}
+
+/// The consumer loop of one service: its clients, the state of its partitions, its counters.
+struct Loop<'a, P: Processor, O> {
+    args: &'a KafkaArgs,
+    processor: P,
+    observer: O,
+    health: Health,
+    name: &'static str,
+    /// Catalogue base names of the inputs.
+    inputs: Vec<&'static str>,
+    producer: FutureProducer,
+    consumer: StreamConsumer<Ctx>,
+    flags: Flags,
+    /// Full names of the changelog and the dead-letter topic.
+    changelog: String,
+    dead_letter: String,
+    parts: Partitions<P::State>,
+    stats: Stats,
+    crash_point: Option<CrashPoint>,
+    /// Batches that published outputs (the crash points count these).
+    output_batches: u64,
+    /// Full names of the input topics (to subscribe again).
+    topics: Vec<String>,
+    /// Partitions of the group nobody consumes (see [`membership`]).
+    watch: Watch,
+    /// The latest verdict of the watch: stuck means not ready.
+    stuck: bool,
+}
+
+impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
+    fn new(args: &'a KafkaArgs, processor: P, health: Health, observer: O) -> Result<Self> {
+        let name = processor.name();
+        let m = metrics::engine();
+        // Series known from the start, at zero: Prometheus sees the first increment as one.
+        let _ = m.processing.get_or_create(&metrics::service(name));
+        let _ = m
+            .produced
+            .get_or_create(&metrics::service_topic(name, processor.dead_letter()));
+        let inputs = processor.inputs();
+        for t in &inputs {
+            let _ = m.consumed.get_or_create(&metrics::service_topic(name, t));
+            let _ = m.dead_letters.get_or_create(&dead_letter_labels(name, t));
+        }
+        let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
+        let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
+        let flags = Flags::default();
+        let topics: Vec<String> = inputs.iter().map(|t| args.topic(t)).collect();
+        let consumer: StreamConsumer<Ctx> = args
+            .group_consumer(name, &group)
+            .set("statistics.interval.ms", TICK.as_millis().to_string())
+            .create_with_context(Ctx {
+                flags: flags.clone(),
+                service: name,
+                prefix: args.topic_prefix.clone(),
+                inputs: topics.clone(),
+                quiet: Quiet::default(),
+            })
+            .context("creating consumer")?;
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs).context("subscribing")?;
+        info!(service = name, group, topics = ?topics, "consuming");
+        let watch =
+            Watch::new(args, name, &group, topics.clone()).context("creating group watch")?;
+        let _ = m.unowned.get_or_create(&metrics::service(name));
+        let _ = m.rejoins.get_or_create(&metrics::service(name));
+        let lp = Self {
+            topics,
+            watch,
+            stuck: false,
+            args,
+            name,
+            inputs,
+            producer,
+            consumer,
+            flags,
+            changelog: args.topic(processor.changelog()),
+            dead_letter: args.topic(processor.dead_letter()),
+            processor,
+            observer,
+            health,
+            parts: HashMap::new(),
+            stats: Stats::default(),
+            crash_point: CrashPoint::from_env(),
+            output_batches: 0,
+        };
+        lp.set_ready(false);
+        Ok(lp)
+    }
+
+    fn set_ready(&self, v: bool) {
+        self.health.set_ready(v);
+        metrics::engine()
+            .ready
+            .get_or_create(&metrics::service(self.name))
+            .set(i64::from(v));
+    }
+
+    /// Connected, a member of the group that holds its share, and every assigned partition
+    /// restored.
+    fn is_ready(&self) -> bool {
+        !self.stuck
+            && self.flags.connected.load(Ordering::Relaxed)
+            && self.flags.joined.load(Ordering::Relaxed)
+            && self.consumer.assignment().is_ok_and(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .all(|e| self.parts.contains_key(&e.partition()))
+            })
+    }
+
+    /// Once a second: drop revoked partitions, restore assigned ones that have not delivered a
+    /// record yet (so readiness does not wait for traffic on every partition), readiness.
+    async fn tick(&mut self) -> Result<()> {
+        self.drop_revoked();
+        if self.flags.joined.load(Ordering::Relaxed) {
+            self.restore_missing(None).await?;
+        }
+        self.watch_group();
+        self.set_ready(self.is_ready());
+        Ok(())
+    }
+
+    /// Acts on what the group watch found: not ready while stuck, and rejoin.
+    fn watch_group(&mut self) {
+        let mine = self.consumer.assignment().map_or(0, |tpl| tpl.count());
+        let Some(verdict) = self.watch.poll(Instant::now(), mine) else {
+            return;
+        };
+        let unowned = self
+            .watch
+            .latest
+            .as_ref()
+            .map_or(-1, |o| o.unowned() as i64);
+        let m = metrics::engine();
+        m.unowned
+            .get_or_create(&metrics::service(self.name))
+            .set(unowned);
+        self.stuck = matches!(verdict, Verdict::Stuck { .. });
+        if let Verdict::Stuck { rejoin } = verdict {
+            let members = self.watch.latest.as_ref().map_or(0, |o| o.members);
+            warn!(
+                service = self.name,
+                unowned,
+                mine,
+                members,
+                rejoin,
+                "input partitions without a consumer for longer than the session timeout: not ready"
+            );
+            if rejoin {
+                m.rejoins.get_or_create(&metrics::service(self.name)).inc();
+                self.rejoin();
             }
         }
-        received.push(Instant::now());
-        while batch.len() < args.max_batch {
-            match consumer.recv().now_or_never() {
+    }
+
+    /// Leaves the group and joins it again (a fresh member id and a new assignment).
+    fn rejoin(&mut self) {
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        if let Err(e) = self.consumer.subscribe(&topics) {
+            tracing::error!(error = %e, "subscribing again after leaving the group");
+        }
+    }
+
+    /// Restores every assigned partition (and `also`, the partition of a record in hand) whose
+    /// state is not in memory yet.
+    async fn restore_missing(&mut self, also: Option<i32>) -> Result<()> {
+        let mut missing: BTreeSet<i32> = self
+            .consumer
+            .assignment()
+            .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        missing.extend(also);
+        missing.retain(|q| !self.parts.contains_key(q));
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<i32> = missing.into_iter().collect();
+        let restorer = Restorer {
+            args: self.args,
+            service: self.name,
+            producer: &self.producer,
+            changelog: &self.changelog,
+        };
+        for (q, restored) in restorer.restore_all::<P::State>(&missing).await? {
+            for (key, s) in &restored.slots {
+                self.processor.restored(key, &s.state);
+                self.observer.state(key, &s.state);
+            }
+            self.parts.insert(q, restored);
+            self.stats.restores += 1;
+        }
+        Ok(())
+    }
+
+    fn drop_revoked(&mut self) {
+        for p in self.flags.take_revoked() {
+            if let Some(ps) = self.parts.remove(&p) {
+                for key in ps.slots.keys() {
+                    self.observer.forgotten(key);
+                }
+            }
+        }
+    }
+
+    /// Takes `first` and whatever else is already waiting, up to `MAX_BATCH` records.
+    fn gather(&mut self, first: OwnedMessage) -> Batch {
+        let mut batch = Batch {
+            records: vec![first],
+            received: vec![Instant::now()],
+        };
+        while batch.records.len() < self.args.max_batch {
+            match self.consumer.recv().now_or_never() {
                 Some(Ok(m)) => {
-                    batch.push(m.detach());
-                    received.push(Instant::now());
+                    batch.records.push(m.detach());
+                    batch.received.push(Instant::now());
                 }
                 Some(Err(e)) => warn!(error = %e, "consumer error"),
                 None => break,
             }
         }
-        drop_revoked(&revoked, &mut parts, &mut observer);
+        batch
+    }
 
+    /// Handles one batch: apply, publish and wait, changelog and wait, store offsets.
+    async fn batch(&mut self, first: OwnedMessage) -> Result<()> {
+        let batch = self.gather(first);
+        self.drop_revoked();
         let started = Instant::now();
-        let mut out = Vec::new();
-        let mut dirty: HashMap<i32, BTreeSet<String>> = HashMap::new();
-        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
-        for msg in &batch {
-            let p = msg.partition();
-            let offset = msg.offset();
-            stats.consumed += 1;
-            positions.insert((msg.topic().to_owned(), p), offset);
-            if !parts.contains_key(&p) {
-                restore_missing(
-                    args,
-                    name,
-                    &producer,
-                    &changelog,
-                    &consumer,
-                    Some(p),
-                    &mut parts,
-                    &mut processor,
-                    &mut observer,
-                    &mut stats,
-                )
-                .await?;
-            }
-            let Some(base) = inputs
-                .iter()
-                .copied()
-                .find(|t| *t == args.base(msg.topic()))
-            else {
-                bail!("record from unexpected topic {}", msg.topic());
-            };
-            m.consumed
-                .get_or_create(&metrics::service_topic(name, base))
-                .inc();
-            let trace = TraceContext::child_of(
-                msg.headers()
-                    .and_then(|h| h.iter().find(|h| h.key == trace::HEADER))
-                    .and_then(|h| h.value),
-            );
-            let traceparent = trace.header();
-            let span = tracing::info_span!(
-                "record",
-                service = name,
-                topic = base,
-                partition = p,
+        let mut pending = Pending::default();
+        for msg in &batch.records {
+            self.record(msg, &mut pending).await?;
+        }
+        self.publish(pending).await?;
+        let histogram = metrics::engine()
+            .processing
+            .get_or_create(&metrics::service(self.name));
+        for r in &batch.received {
+            histogram.observe(r.elapsed().as_secs_f64());
+        }
+        debug!(
+            service = self.name,
+            records = batch.records.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "batch done"
+        );
+        self.drop_revoked();
+        self.set_ready(self.is_ready());
+        Ok(())
+    }
+
+    /// Handles one record of a batch: its effect on state, its outputs and dead letters.
+    async fn record(&mut self, msg: &OwnedMessage, pending: &mut Pending) -> Result<()> {
+        let (p, offset) = (msg.partition(), msg.offset());
+        self.stats.consumed += 1;
+        pending
+            .positions
+            .insert((msg.topic().to_owned(), p), offset);
+        if !self.parts.contains_key(&p) {
+            self.restore_missing(Some(p)).await?;
+        }
+        let Some(base) = self
+            .inputs
+            .iter()
+            .copied()
+            .find(|t| *t == self.args.base(msg.topic()))
+        else {
+            bail!("record from unexpected topic {}", msg.topic());
+        };
+        let m = metrics::engine();
+        m.consumed
+            .get_or_create(&metrics::service_topic(self.name, base))
+            .inc();
+        let trace = TraceContext::child_of(
+            msg.headers()
+                .and_then(|h| h.iter().find(|h| h.key == trace::HEADER))
+                .and_then(|h| h.value),
+        );
+        let traceparent = trace.header();
+        let span = tracing::info_span!(
+            "record",
+            service = self.name,
+            topic = base,
+            partition = p,
+            offset,
+            trace_id = %trace.trace_id,
+            span_id = %trace.span_id,
+            parent_id = trace.parent_id.as_deref().unwrap_or(""),
+        );
+        let _entered = span.enter();
+        let trace_headers = || {
+            OwnedHeaders::new().insert(Header {
+                key: trace::HEADER,
+                value: Some(traceparent.as_str()),
+            })
+        };
+        let Some(ps) = self.parts.get_mut(&p) else {
+            bail!("partition {p} state missing")
+        };
+        let effect = step::handle(
+            &mut self.processor,
+            ps,
+            step::Record {
+                topic: base,
                 offset,
-                trace_id = %trace.trace_id,
-                span_id = %trace.span_id,
-                parent_id = trace.parent_id.as_deref().unwrap_or(""),
-            );
-            let _entered = span.enter();
-            let trace_headers = || {
-                OwnedHeaders::new().insert(Header {
+                key: msg.key(),
+                payload: msg.payload(),
+            },
+        );
+        self.stats.redelivered += effect.redelivered;
+        self.stats.duplicates += effect.duplicates;
+        if effect.duplicates > 0 {
+            debug!(event_id = effect.event_id, "duplicate event dropped");
+        }
+        let published = effect.outputs.len();
+        for (_, o) in effect.outputs {
+            self.observer.output(&o);
+            pending.out.push(Record {
+                topic: self.args.topic(o.topic),
+                base: o.topic,
+                partition: None,
+                key: Some(o.key.into_bytes()),
+                payload: Some(o.payload),
+                headers: Some(trace_headers()),
+            });
+        }
+        for reason in &effect.refusals {
+            warn!(reason = %reason, "dead letter");
+            self.stats.dead_letters += 1;
+            m.dead_letters
+                .get_or_create(&dead_letter_labels(self.name, base))
+                .inc();
+            let mut rec = crate::dlq::record(msg, self.name, &self.dead_letter, reason);
+            rec.headers = rec.headers.map(|h| {
+                h.insert(Header {
                     key: trace::HEADER,
                     value: Some(traceparent.as_str()),
                 })
-            };
-            let dead = |reason: &str, out: &mut Vec<Send>, stats: &mut Stats| {
-                stats.dead_letters += 1;
-                m.dead_letters
-                    .get_or_create(&vec![
-                        ("service", name.to_owned()),
-                        ("source_topic", base.to_owned()),
-                    ])
-                    .inc();
-                let mut rec = crate::dlq::record(msg, name, &dead_letter, reason);
-                rec.headers = rec.headers.map(|h| {
-                    h.insert(Header {
-                        key: trace::HEADER,
-                        value: Some(traceparent.as_str()),
-                    })
-                });
-                rec.base = dead_letter_base;
-                out.push(rec);
-            };
-            let event = match msg.payload() {
-                None => Err(crate::Rejected("empty record (no value)".into())),
-                Some(bytes) => processor.decode(base, bytes),
-            };
-            let event = match event {
-                Ok(e) => e,
-                Err(rejected) => {
-                    warn!(reason = %rejected.0, "dead letter");
-                    dead(&rejected.0, &mut out, &mut stats);
-                    continue;
-                }
-            };
-            let event_id = processor.event_id(&event).to_owned();
-            let Some(ps) = parts.get_mut(&p) else {
-                bail!("partition {p} state missing")
-            };
-            let mut published = 0usize;
-            for key in processor.keys(&event) {
-                let mut slot = ps.slots.remove(&key).unwrap_or_default();
-                match slot.admit(base, offset, &event_id) {
-                    Admission::Apply => {
-                        match processor.apply(&key, &mut slot.state, &event, ps) {
-                            Ok(outputs) => {
-                                published += outputs.len();
-                                out.extend(outputs.into_iter().map(|o| {
-                                    observer.output(&o);
-                                    Send {
-                                        topic: args.topic(o.topic),
-                                        base: o.topic,
-                                        partition: None,
-                                        key: Some(o.key.into_bytes()),
-                                        payload: Some(o.payload),
-                                        headers: Some(trace_headers()),
-                                    }
-                                }))
-                            }
-                            Err(rejected) => {
-                                warn!(key, reason = %rejected.0, "dead letter");
-                                dead(&rejected.0, &mut out, &mut stats);
-                            }
-                        }
-                        slot.mark(base, offset, &event_id);
-                        dirty.entry(p).or_default().insert(key.clone());
-                    }
-                    Admission::Redelivered => stats.redelivered += 1,
-                    Admission::Duplicate => {
-                        debug!(event_id, key, "duplicate event dropped");
-                        stats.duplicates += 1;
-                        slot.mark(base, offset, &event_id);
-                        dirty.entry(p).or_default().insert(key.clone());
-                    }
-                }
-                ps.slots.insert(key, slot);
-            }
-            debug!(event_id, outputs = published, "record applied");
+            });
+            rec.base = self.processor.dead_letter();
+            pending.out.push(rec);
         }
+        pending.dirty.entry(p).or_default().extend(effect.changed);
+        debug!(
+            event_id = effect.event_id,
+            outputs = published,
+            "record applied"
+        );
+        Ok(())
+    }
 
-        stats.produced += out.len() as u64;
-        let had_outputs = !out.is_empty();
+    /// Publishes a batch's outputs, then its changelog, each acknowledged before the next
+    /// step; only then stores the batch's offsets.
+    async fn publish(&mut self, pending: Pending) -> Result<()> {
+        let m = metrics::engine();
+        self.stats.produced += pending.out.len() as u64;
+        let had_outputs = !pending.out.is_empty();
         let mut produced: HashMap<&'static str, u64> = HashMap::new();
-        for o in &out {
+        for o in &pending.out {
             *produced.entry(o.base).or_default() += 1;
         }
-        send_all(&producer, out)
+        send_all(&self.producer, pending.out)
             .await
             .context("publishing outputs")?;
         for (topic, n) in produced {
             m.produced
-                .get_or_create(&metrics::service_topic(name, topic))
+                .get_or_create(&metrics::service_topic(self.name, topic))
                 .inc_by(n);
         }
         if had_outputs {
-            output_batches += 1;
-            crash_if(crash_point, CrashPoint::AfterOutputs(output_batches));
+            self.output_batches += 1;
+            crash_if(
+                self.crash_point,
+                CrashPoint::AfterOutputs(self.output_batches),
+            );
         }
 
         let mut changes = Vec::new();
-        for (p, keys) in dirty {
-            let Some(ps) = parts.get(&p) else { continue };
+        for (p, keys) in pending.dirty {
+            let Some(ps) = self.parts.get(&p) else {
+                continue;
+            };
             for key in keys {
                 if let Some(slot) = ps.slots.get(&key) {
-                    observer.state(&key, &slot.state);
-                    changes.push(Send {
-                        topic: changelog.clone(),
-                        base: processor.changelog(),
+                    self.observer.state(&key, &slot.state);
+                    changes.push(Record {
+                        topic: self.changelog.clone(),
+                        base: self.processor.changelog(),
                         partition: Some(p),
                         key: Some(key.into_bytes()),
                         payload: Some(slot.encode()),
@@ -520,173 +552,43 @@ pub async fn run_observed<P: Processor, O: Observer<P::State>>(
                 }
             }
         }
-        send_all(&producer, changes)
+        send_all(&self.producer, changes)
             .await
             .context("publishing changelog")?;
         if had_outputs {
-            crash_if(crash_point, CrashPoint::AfterChangelog(output_batches));
+            crash_if(
+                self.crash_point,
+                CrashPoint::AfterChangelog(self.output_batches),
+            );
         }
 
-        for ((topic, p), offset) in positions {
-            if let Err(e) = consumer.store_offset(&topic, p, offset) {
+        for ((topic, p), offset) in pending.positions {
+            if let Err(e) = self.consumer.store_offset(&topic, p, offset) {
                 // The partition was revoked meanwhile; its next owner replays it idempotently.
                 debug!(topic, partition = p, error = %e, "offset not stored");
             }
         }
-        let histogram = m.processing.get_or_create(&metrics::service(name));
-        for r in &received {
-            histogram.observe(r.elapsed().as_secs_f64());
-        }
-        debug!(
-            service = name,
-            records = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
-            "batch done"
+        Ok(())
+    }
+
+    /// Commits what was handled, synchronously, before the process exits.
+    fn finish(self) -> Stats {
+        info!(
+            service = self.name,
+            stats = ?self.stats,
+            "shutting down: committing handled offsets"
         );
-        drop_revoked(&revoked, &mut parts, &mut observer);
-        set_ready(is_ready(&consumer, &parts));
-    }
-
-    info!(
-        service = name,
-        ?stats,
-        "shutting down: committing handled offsets"
-    );
-    set_ready(false);
-    // Synchronous: the offsets of every batch handled so far are on the broker before we exit.
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        debug!(error = %e, "final commit (nothing to commit?)");
-    }
-    Ok(stats)
-}
-
-/// Restores every assigned partition (and `also`, the partition of a record in hand) whose
-/// state is not in memory yet, all at once: each restore is a round trip or two, and a start or
-/// a rebalance brings many.
-#[allow(clippy::too_many_arguments)]
-async fn restore_missing<P: Processor, O: Observer<P::State>>(
-    args: &KafkaArgs,
-    name: &str,
-    producer: &FutureProducer,
-    changelog: &str,
-    consumer: &StreamConsumer<Ctx>,
-    also: Option<i32>,
-    parts: &mut Partitions<P::State>,
-    processor: &mut P,
-    observer: &mut O,
-    stats: &mut Stats,
-) -> Result<()> {
-    let mut missing: BTreeSet<i32> = consumer
-        .assignment()
-        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default();
-    missing.extend(also);
-    missing.retain(|q| !parts.contains_key(q));
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let restores = missing
-        .iter()
-        .map(|q| restore::<P::State>(args, name, producer, changelog, *q));
-    for (q, restored) in missing
-        .iter()
-        .zip(futures::future::try_join_all(restores).await?)
-    {
-        for (key, s) in &restored.slots {
-            processor.restored(key, &s.state);
-            observer.state(key, &s.state);
+        self.set_ready(false);
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            debug!(error = %e, "final commit (nothing to commit?)");
         }
-        parts.insert(*q, restored);
-        stats.restores += 1;
-    }
-    Ok(())
-}
-
-fn drop_revoked<S>(
-    revoked: &Mutex<Vec<i32>>,
-    parts: &mut Partitions<S>,
-    observer: &mut impl Observer<S>,
-) {
-    let mut r = revoked.lock().unwrap_or_else(|p| p.into_inner());
-    for p in r.drain(..) {
-        if let Some(ps) = parts.remove(&p) {
-            for key in ps.slots.keys() {
-                observer.forgotten(key);
-            }
-        }
+        self.stats
     }
 }
 
-/// Reads one changelog partition to its end. The end is found by writing a marker with a
-/// fresh nonce and reading until it comes back, which does not depend on watermarks.
-async fn restore<S: prost::Message + Default>(
-    args: &KafkaArgs,
-    service: &str,
-    producer: &FutureProducer,
-    changelog: &str,
-    partition: i32,
-) -> Result<PartitionState<S>> {
-    let started = Instant::now();
-    let nonce = format!("{:016x}", rand::random::<u64>());
-    send_all(
-        producer,
-        vec![Send {
-            topic: changelog.to_owned(),
-            base: "",
-            partition: Some(partition),
-            key: Some(MARKER_KEY.as_bytes().to_vec()),
-            payload: Some(nonce.clone().into_bytes()),
-            headers: None,
-        }],
-    )
-    .await
-    .context("writing restore marker")?;
-    let reader: StreamConsumer = args
-        .reader(&format!("{service}-restore"))
-        .create()
-        .context("creating restore reader")?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
-    reader.assign(&tpl)?;
-    let mut state = PartitionState::default();
-    let mut records = 0u64;
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(120), reader.recv())
-            .await
-            .with_context(|| {
-                format!("restoring {changelog}[{partition}]: marker not seen in 120 s")
-            })?
-            .context("reading changelog")?;
-        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-        if key == MARKER_KEY {
-            if m.payload() == Some(nonce.as_bytes()) {
-                break;
-            }
-            continue;
-        }
-        records += 1;
-        match m.payload() {
-            None => {
-                state.slots.remove(&key);
-            }
-            Some(bytes) => match Slot::<S>::decode(bytes) {
-                Ok(slot) => {
-                    state.slots.insert(key, slot);
-                }
-                Err(e) => {
-                    warn!(changelog, partition, key, error = %e, "unreadable changelog record skipped")
-                }
-            },
-        }
-    }
-    info!(
-        service,
-        changelog,
-        partition,
-        records,
-        keys = state.slots.len(),
-        millis = started.elapsed().as_millis() as u64,
-        "state restored"
-    );
-    Ok(state)
+fn dead_letter_labels(service: &str, source_topic: &str) -> Labels {
+    vec![
+        ("service", service.to_owned()),
+        ("source_topic", source_topic.to_owned()),
+    ]
 }

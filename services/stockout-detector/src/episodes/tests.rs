@@ -283,12 +283,29 @@ fn a_due_check_visits_the_quiet_key_on_another_skus_level() {
     d.restored("S1/OIL-14", &item);
     let other = sold("SOCKS", last + 30 * MIN, 9);
     assert_eq!(d.keys(&other), ["S1/SOCKS"]);
+    assert!(d.due_keys(&other).is_empty());
     let other = sold("SOCKS", last + 61 * MIN, 8);
-    assert_eq!(d.keys(&other), ["S1/SOCKS", "S1/OIL-14"]);
+    assert_eq!(
+        d.keys(&other),
+        ["S1/SOCKS"],
+        "the level is about socks only"
+    );
+    assert_eq!(d.due_keys(&other), ["S1/OIL-14"]);
     let view = shelfguard_runtime::state::PartitionState::<DetectorItem>::default();
-    let out = d.apply("S1/OIL-14", &mut item, &other, &view).unwrap();
+    let out = d
+        .on_due("S1/OIL-14", &mut item, other.occurred_at_ms, &view)
+        .unwrap();
     assert_eq!(out.len(), 1);
-    assert_eq!(d.keys(&other), ["S1/SOCKS"], "checked: no longer due");
+    let opened =
+        <shelfguard_events::stockout::StockoutEvent as shelfguard_events::Message>::decode(
+            out[0].payload.as_slice(),
+        )
+        .unwrap();
+    assert_eq!(
+        opened.sku, "OIL-14",
+        "the quiet SKU's episode, not the socks'"
+    );
+    assert!(d.due_keys(&other).is_empty(), "checked: no longer due");
 }
 
 mod properties {
