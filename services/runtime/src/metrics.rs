@@ -62,8 +62,8 @@ pub struct Engine {
     pub dead_letters: Family<Labels, Counter>,
     /// 1 when `/readyz` answers 200 (connected, every assigned partition restored), else 0.
     pub ready: Family<Labels, Gauge>,
-    /// Input partitions that no member of the service's group owns (from the group's
-    /// description), by service; -1 while unknown (the broker did not describe the group).
+    /// Input partitions nobody consumes (records waiting, the group's offset still for longer
+    /// than the session timeout, not held by this instance), by service; -1 while unknown.
     pub unowned: Family<Labels, Gauge>,
     /// Times the service left and rejoined its group because partitions stayed unowned.
     pub rejoins: Family<Labels, Counter>,
@@ -115,7 +115,7 @@ pub fn engine() -> &'static Engine {
         );
         register(
             "unowned_partitions",
-            "Input partitions no member of the service's consumer group owns, as the group coordinator describes the group (checked every few seconds; -1 while unknown)",
+            "Input partitions nobody consumes: not held by this instance, records waiting, and the group's committed offset unchanged for longer than the session timeout (looked at every 3 s; -1 while unknown)",
             e.unowned.clone(),
         );
         register(

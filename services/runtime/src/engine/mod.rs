@@ -280,29 +280,32 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
 
     /// Acts on what the group watch found: not ready while stuck, and rejoin.
     fn watch_group(&mut self) {
-        let mine = self.consumer.assignment().map_or(0, |tpl| tpl.count());
-        let Some(verdict) = self.watch.poll(Instant::now(), mine) else {
+        let mine: BTreeSet<(String, i32)> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(verdict) = self.watch.poll(Instant::now(), &mine) else {
             return;
         };
-        let unowned = self
-            .watch
-            .latest
-            .as_ref()
-            .map_or(-1, |o| o.unowned() as i64);
+        let unowned = self.watch.unowned.map_or(-1, |n| n as i64);
         let m = metrics::engine();
         m.unowned
             .get_or_create(&metrics::service(self.name))
             .set(unowned);
         self.stuck = matches!(verdict, Verdict::Stuck { .. });
         if let Verdict::Stuck { rejoin } = verdict {
-            let members = self.watch.latest.as_ref().map_or(0, |o| o.members);
             warn!(
                 service = self.name,
                 unowned,
-                mine,
-                members,
+                held = mine.len(),
                 rejoin,
-                "input partitions without a consumer for longer than the session timeout: not ready"
+                "input partitions with records waiting and no consumer for longer than the session timeout: not ready"
             );
             if rejoin {
                 m.rejoins.get_or_create(&metrics::service(self.name)).inc();
@@ -403,6 +406,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             "batch done"
         );
         self.drop_revoked();
+        self.watch_group();
         self.set_ready(self.is_ready());
         Ok(())
     }
