@@ -5,10 +5,14 @@
 //!   of a product of its family tries again.
 //! - Staff answers (`floor.responses.v1`) accept, decline or redeem the live offer. A redeemed
 //!   offer's gesture stays spent; any other end releases it.
-//! - The offer is withdrawn when the episode closes or the substitute runs out (then another
-//!   substitute is tried), and expires after `OFFER_TTL_MINUTES`.
+//! - An offer not yet accepted is withdrawn when stock is back on the shelf (the episode closes
+//!   with stock on hand, or a later stock level shows units or a sale), when its substitute runs
+//!   out (then another substitute is tried) or a newer stockout supersedes it; a closed episode
+//!   whose goods are only expected leaves it live. An **accepted** offer is a promise: it ends
+//!   only redeemed, declined or expired (after `OFFER_TTL_MINUTES`), whatever happens to its
+//!   episode; the offer's events keep its own episode's id (`episode_of`).
 //!
-//! Time is the events' own: an expiry falls due on the next event of the store (see `keys`).
+//! Time is the events' own: an expiry falls due on the next event of the store (see `due_keys`).
 use std::collections::{BTreeSet, HashMap};
 
 use clap::Args;
@@ -292,7 +296,8 @@ impl Offers {
             occurred_at_ms: now,
             store_id: store.to_owned(),
             offer_id: offer_id.to_owned(),
-            stockout_id: item.stockout_id.clone(),
+            // The offer's own episode (an accepted offer can outlive its episode).
+            stockout_id: episode_of(offer_id).unwrap_or(&item.stockout_id).to_owned(),
             sku: sku.to_owned(),
             budget_cents: self.policy.budget_of(store),
             budget_committed_cents: self.committed(store, key, item, now, others),
@@ -326,6 +331,45 @@ impl Offers {
         vec![self.record(key, item, &offer_id, step, change, now, others)]
     }
 
+    /// Ends the live offer by an answer or its expiry. The episode it answered gets no other
+    /// offer; when it was an accepted offer of an earlier episode (kept as promised), the
+    /// current episode may have one now.
+    fn answered(
+        &self,
+        key: &str,
+        item: &mut OfferItem,
+        step: &str,
+        change: offer_event::Change,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Vec<Output> {
+        let current = episode_of(&item.offer_id) == Some(item.stockout_id.as_str());
+        let mut out = self.end(key, item, step, change, now, others);
+        if current {
+            item.episode_answered = true;
+        } else {
+            out.extend(self.try_offer(key, item, now, others));
+        }
+        out
+    }
+
+    /// Withdraws the live offer unless staff accepted it: an accepted offer is a promise to a
+    /// customer and stays live until it is redeemed, declined or expires.
+    fn withdraw(
+        &self,
+        key: &str,
+        item: &mut OfferItem,
+        reason: String,
+        now: i64,
+        others: &dyn View<OfferItem>,
+    ) -> Vec<Output> {
+        if item.accepted {
+            return Vec::new();
+        }
+        let change = offer_event::Change::Withdrawn(Withdrawn { reason });
+        self.end(key, item, "withdrawn", change, now, others)
+    }
+
     /// What falls due at `now` for `key` itself: its live offer's expiry, its suspected
     /// episode's offer.
     fn timers(
@@ -337,7 +381,7 @@ impl Offers {
     ) -> Vec<Output> {
         let mut out = Vec::new();
         if item.offer.as_ref().is_some_and(|o| now >= o.expires_at_ms) {
-            out.extend(self.end(
+            out.extend(self.answered(
                 key,
                 item,
                 "expired",
@@ -345,7 +389,6 @@ impl Offers {
                 now,
                 others,
             ));
-            item.episode_answered = true;
         }
         if self
             .policy
@@ -470,6 +513,11 @@ impl Offers {
             }
         }
     }
+}
+
+/// The episode an offer id belongs to: `<stockout_id>/offer` or `<stockout_id>/offer-<n>`.
+fn episode_of(offer_id: &str) -> Option<&str> {
+    offer_id.rsplit_once("/offer").map(|(episode, _)| episode)
 }
 
 fn fnv(s: &str) -> u64 {
@@ -807,7 +855,15 @@ impl Processor for Offers {
                     complements::learn(item, rest, now, tau);
                 }
             }
-            Event::Level(l) if l.sku == sku => item.on_hand = l.on_hand,
+            Event::Level(l) if l.sku == sku => {
+                item.on_hand = l.on_hand;
+                // The episode closed while the shelf was still empty (goods only expected): the
+                // offer stayed; stock on the shelf (or a sale of it) ends it now.
+                if !item.episode_open && item.offer.is_some() && (l.on_hand > 0 || l.sold > 0) {
+                    let reason = format!("{} back on the shelf (on-hand {})", l.sku, l.on_hand);
+                    out.extend(self.withdraw(key, item, reason, now, others));
+                }
+            }
             Event::Level(l) => {
                 let sub_gone = item
                     .offer
@@ -815,10 +871,8 @@ impl Processor for Offers {
                     .and_then(|o| o.substitute.as_ref())
                     .is_some_and(|s| s.sku == l.sku && l.on_hand < 1);
                 if sub_gone {
-                    let change = offer_event::Change::Withdrawn(Withdrawn {
-                        reason: format!("the substitute {} ran out", l.sku),
-                    });
-                    out.extend(self.end(key, item, "withdrawn", change, now, others));
+                    let reason = format!("the substitute {} ran out", l.sku);
+                    out.extend(self.withdraw(key, item, reason, now, others));
                 }
                 // A waiting episode (or one whose substitute just ran out) may now get an offer.
                 out.extend(self.try_offer(key, item, now, others));
@@ -843,16 +897,16 @@ impl Processor for Offers {
                     )));
                 }
                 Some(Change::Opened(o)) if item.stockout_id != s.stockout_id => {
-                    let change = offer_event::Change::Withdrawn(Withdrawn {
-                        reason: format!("superseded by stockout {}", s.stockout_id),
-                    });
-                    out.extend(self.end(key, item, "withdrawn", change, now, others));
+                    let reason = format!("superseded by stockout {}", s.stockout_id);
+                    out.extend(self.withdraw(key, item, reason, now, others));
                     item.stockout_id = s.stockout_id.clone();
                     item.episode_open = true;
                     item.evidence = o.evidence.clone();
                     item.suspected = o.kind == Kind::Suspected as i32;
                     item.episode_opened_at_ms = s.occurred_at_ms;
-                    item.offer_id.clear();
+                    if item.offer.is_none() {
+                        item.offer_id.clear();
+                    }
                     item.offer_seq = 0;
                     item.episode_answered = false;
                     item.no_offer_reason.clear();
@@ -863,10 +917,12 @@ impl Processor for Offers {
                 {
                     item.episode_open = false;
                     item.no_offer_reason.clear();
-                    let change = offer_event::Change::Withdrawn(Withdrawn {
-                        reason: format!("stockout over: {}", c.reason),
-                    });
-                    out.extend(self.end(key, item, "withdrawn", change, now, others));
+                    // Withdrawn only once stock is back on the shelf: an episode that closed
+                    // because goods are on their way leaves the customer's shelf empty still.
+                    if c.on_hand > 0 {
+                        let reason = format!("stockout over: {}", c.reason);
+                        out.extend(self.withdraw(key, item, reason, now, others));
+                    }
                 }
                 _ => {}
             },
@@ -891,8 +947,7 @@ impl Processor for Offers {
                             reason: r.reason.clone(),
                             by: r.by.clone(),
                         });
-                        out.extend(self.end(key, item, "declined", change, now, others));
-                        item.episode_answered = true;
+                        out.extend(self.answered(key, item, "declined", change, now, others));
                     }
                     Ok(Answer::Redeem) => {
                         let change = offer_event::Change::Redeemed(Redeemed {
@@ -901,8 +956,7 @@ impl Processor for Offers {
                             quantity: 1,
                             gesture_value_cents: offer.gesture_value_cents,
                         });
-                        out.extend(self.end(key, item, "redeemed", change, now, others));
-                        item.episode_answered = true;
+                        out.extend(self.answered(key, item, "redeemed", change, now, others));
                     }
                     Ok(Answer::Unspecified) | Err(_) => {}
                 }

@@ -854,3 +854,150 @@ fn a_stockout_of_one_sku_never_reaches_another_skus_due_timer() {
     assert_eq!(part.slots["S1/GOLD-14"].state.stockout_id, "S1/GOLD-14/S1");
     assert_eq!(part.slots["S1/GOLD-28"].state.stockout_id, "S1/GOLD-28/S1");
 }
+
+fn closed_with(on_hand: i32, at: i64) -> Event {
+    Event::Stockout(StockoutEvent {
+        event_id: format!("so:S1/GOLD-14/S1:closed-{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        stockout_id: "S1/GOLD-14/S1".into(),
+        sku: "GOLD-14".into(),
+        change: Some(Change::Closed(Closed {
+            reason: "reorder fulfilled, goods expected soon".into(),
+            on_hand,
+        })),
+    })
+}
+
+/// Runs one event through the engine's own path (own keys, then due timers).
+fn step(
+    o: &mut Offers,
+    part: &mut PartitionState<OfferItem>,
+    n: i64,
+    e: &Event,
+) -> Vec<OfferEvent> {
+    let effect = shelfguard_runtime::step::apply_event(o, part, "t", n, e);
+    assert!(effect.refusals.is_empty(), "{:?}", effect.refusals);
+    decode(
+        &effect
+            .outputs
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[test]
+fn an_accepted_offer_survives_a_fulfilled_reorder_a_receipt_and_its_substitute_running_out() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    assert_eq!(
+        change_names(&step(&mut o, &mut part, 1, &opened(3))),
+        ["issued"]
+    );
+    let id = "S1/GOLD-14/S1/offer";
+    let e = step(
+        &mut o,
+        &mut part,
+        2,
+        &response(Answer::Accept, id, T0 + MIN),
+    );
+    assert_eq!(change_names(&e), ["accepted"]);
+    assert!(
+        step(&mut o, &mut part, 3, &closed_with(0, T0 + 2 * MIN)).is_empty(),
+        "goods only expected"
+    );
+    assert!(
+        step(&mut o, &mut part, 4, &level_of("GOLD-14", 12, T0 + 3 * MIN)).is_empty(),
+        "restocked"
+    );
+    assert!(
+        step(&mut o, &mut part, 5, &level_of("GOLD-28", 0, T0 + 4 * MIN)).is_empty(),
+        "substitute gone"
+    );
+    let e = step(
+        &mut o,
+        &mut part,
+        6,
+        &response(Answer::Redeem, id, T0 + 5 * MIN),
+    );
+    assert_eq!(change_names(&e), ["redeemed"]);
+    assert_eq!(e[0].stockout_id, "S1/GOLD-14/S1");
+}
+
+#[test]
+fn an_unaccepted_offer_stays_while_goods_are_only_expected_and_goes_when_stock_is_back() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    step(&mut o, &mut part, 1, &opened(3));
+    assert!(
+        step(&mut o, &mut part, 2, &closed_with(0, T0 + MIN)).is_empty(),
+        "shelf still empty"
+    );
+    assert!(part.slots["S1/GOLD-14"].state.offer.is_some());
+    let e = step(&mut o, &mut part, 3, &level_of("GOLD-14", 12, T0 + 2 * MIN));
+    assert_eq!(change_names(&e), ["withdrawn"]);
+    let Some(offer_event::Change::Withdrawn(w)) = &e[0].change else {
+        panic!()
+    };
+    assert!(w.reason.contains("back on the shelf"), "{}", w.reason);
+    // A receipt that closes the episode with stock withdraws at once.
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    step(&mut o, &mut part, 1, &opened(3));
+    assert_eq!(
+        change_names(&step(&mut o, &mut part, 2, &closed_with(12, T0 + MIN))),
+        ["withdrawn"]
+    );
+}
+
+#[test]
+fn an_accepted_offer_outlives_its_episode_and_the_next_episode_gets_its_own_offer_after_it() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    step(&mut o, &mut part, 1, &opened(3));
+    let first = "S1/GOLD-14/S1/offer";
+    step(
+        &mut o,
+        &mut part,
+        2,
+        &response(Answer::Accept, first, T0 + MIN),
+    );
+    step(&mut o, &mut part, 3, &closed_with(12, T0 + 2 * MIN));
+    let next = Event::Stockout(StockoutEvent {
+        event_id: "so:S1/GOLD-14/S2:opened".into(),
+        occurred_at_ms: T0 + 3 * MIN,
+        store_id: "S1".into(),
+        stockout_id: "S1/GOLD-14/S2".into(),
+        sku: "GOLD-14".into(),
+        change: Some(Change::Opened(Opened {
+            evidence: Some(Evidence {
+                failed_reorders_7d: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    });
+    assert!(
+        step(&mut o, &mut part, 4, &next).is_empty(),
+        "the promise holds; no second offer"
+    );
+    let e = step(
+        &mut o,
+        &mut part,
+        5,
+        &response(Answer::Redeem, first, T0 + 4 * MIN),
+    );
+    assert_eq!(change_names(&e), ["redeemed", "issued"]);
+    assert_eq!(
+        (e[0].offer_id.as_str(), e[0].stockout_id.as_str()),
+        (first, "S1/GOLD-14/S1")
+    );
+    assert_eq!(
+        (e[1].offer_id.as_str(), e[1].stockout_id.as_str()),
+        ("S1/GOLD-14/S2/offer", "S1/GOLD-14/S2")
+    );
+}
