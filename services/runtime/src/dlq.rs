@@ -2,7 +2,7 @@
 use rdkafka::Message as _;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
-use crate::engine::produce::Record;
+use crate::produce::Record;
 
 pub const REASON: &str = "dlq.reason";
 pub const SOURCE_TOPIC: &str = "dlq.source.topic";

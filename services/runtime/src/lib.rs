@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod observe;
 pub mod processor;
+pub mod produce;
 pub mod shutdown;
 pub mod state;
 pub mod step;

@@ -203,7 +203,7 @@ async fn dead(
         reason,
         "dead letter"
     );
-    crate::engine::produce::send_all(producer, vec![crate::dlq::record(m, service, dlq, reason)])
+    crate::produce::send_all(producer, vec![crate::dlq::record(m, service, dlq, reason)])
         .await
         .with_context(|| format!("dead letter to {dlq}"))?;
     Ok(())

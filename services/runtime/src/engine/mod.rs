@@ -8,7 +8,7 @@
 //!    to the keys it is about, visit the keys whose timer fell due; a record that fails in any
 //!    way becomes a dead letter and leaves state as it was;
 //! 4. publish the outputs and dead letters and wait for the broker's acknowledgement
-//!    ([`produce`]);
+//!    ([`crate::produce`]);
 //! 5. publish the changed keys to the changelog and wait again;
 //! 6. only then store the batch's offsets for the next commit.
 //!
@@ -23,7 +23,7 @@
 //! with the same event ids as before, which consumers de-duplicate.
 pub mod context;
 pub mod membership;
-pub mod produce;
+
 pub mod restore;
 
 use std::collections::{BTreeSet, HashMap};
@@ -41,7 +41,6 @@ use tracing::{debug, info, warn};
 
 use self::context::{Ctx, Flags, Quiet};
 use self::membership::{Verdict, Watch};
-use self::produce::{Record, send_all};
 pub use self::restore::MARKER_KEY;
 use self::restore::Restorer;
 use crate::config::KafkaArgs;
@@ -49,6 +48,7 @@ use crate::health::Health;
 use crate::metrics::{self, Labels};
 use crate::observe::{NoObserver, Observer};
 use crate::processor::Processor;
+use crate::produce::{Record, send_all};
 use crate::state::Partitions;
 use crate::step;
 use crate::trace::{self, TraceContext};

@@ -11,8 +11,8 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::produce::{Record, send_all};
 use crate::config::KafkaArgs;
+use crate::produce::{Record, send_all};
 use crate::state::{PartitionState, Slot};
 
 /// Key of the marker record that ends a state restore.
