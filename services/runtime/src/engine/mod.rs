@@ -23,7 +23,6 @@
 //! with the same event ids as before, which consumers de-duplicate.
 pub mod context;
 pub mod membership;
-
 pub mod restore;
 
 use std::collections::{BTreeSet, HashMap};
