@@ -514,3 +514,40 @@ async fn an_event_still_being_retried_at_shutdown_is_delivered_by_the_next_insta
     }
     Ok(())
 }
+
+/// Like the pipeline services, the channel is ready only while it reaches a broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_while_the_broker_is_down() -> Result<()> {
+    let mut env = Env::start("floor-channel-readiness").await?;
+    let health = format!("127.0.0.1:{}", free_port()?);
+    let ch = start_channel(&env, &[("HEALTH_ADDR", health.as_str())]).await?;
+    let ready = format!("http://{health}/readyz");
+    wait_http(&ready, WAIT).await?;
+    env.broker.stop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let code = reqwest::get(&ready).await?.status().as_u16();
+        let metrics = reqwest::get(format!("http://{health}/metrics"))
+            .await?
+            .text()
+            .await?;
+        if code == 503 && metrics.contains("shelfguard_ready{service=\"floor-channel\"} 0") {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "still ready (HTTP {code}) with the broker down; log: {}",
+                ch._svc.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Alive all the same: the console's page is still served.
+    assert!(
+        reqwest::get(format!("http://{health}/healthz"))
+            .await?
+            .status()
+            .is_success()
+    );
+    Ok(())
+}

@@ -10,6 +10,8 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use shelfguard_events::topics;
 use shelfguard_runtime::KafkaArgs;
+use shelfguard_runtime::connection::{Link, STATISTICS_EVERY};
+use std::sync::atomic::AtomicBool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -84,16 +86,24 @@ impl Shared {
 
 /// Loads the topic up to its high watermarks (returns when caught up), then follows it and
 /// expires offers by time in the background until `shutdown`.
+///
+/// Returns the reader's connection flag: whether a broker is reachable (readiness).
 pub async fn start(
     kafka: &KafkaArgs,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) -> Result<()> {
+) -> Result<Arc<AtomicBool>> {
     let topic = kafka.topic(topics::FLOOR_OFFERS);
-    let consumer: StreamConsumer = kafka
+    let link = Link::default();
+    let connected = link.connected();
+    let consumer: StreamConsumer<Link> = kafka
         .reader(&format!("{}-live", crate::SERVICE))
-        .create()
+        .set(
+            "statistics.interval.ms",
+            STATISTICS_EVERY.as_millis().to_string(),
+        )
+        .create_with_context(link)
         .context("creating the reader of floor.offers.v1")?;
     let (tpl, mut ends) = {
         let (c, t) = (&consumer, topic.clone());
@@ -123,7 +133,7 @@ pub async fn start(
     consumer.assign(&tpl)?;
     while !ends.is_empty() {
         let m = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(connected),
             m = tokio::time::timeout(Duration::from_secs(120), consumer.recv()) => m
                 .with_context(|| format!("loading {topic}: no progress in 120 s"))??,
         };
@@ -150,7 +160,7 @@ pub async fn start(
             }
         }
     });
-    Ok(())
+    Ok(connected)
 }
 
 /// Applies one record; an undecodable one is skipped here (the webhook path, which reads each

@@ -127,15 +127,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         .context("creating producer")?;
 
     let shared = Arc::new(feed::Shared::new());
-    feed::start(
+    let connected = feed::start(
         &config.kafka,
         shared.clone(),
         metrics.clone(),
         shutdown.clone(),
     )
     .await?;
-    health.set_ready(true);
-    ready.set(1);
+    // Ready while the live view's reader reaches a broker (like the pipeline services): the
+    // console would otherwise show a stale view and answers could not be published.
+    {
+        let (health, ready, shutdown) = (health.clone(), ready.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {
+                        let up = connected.load(std::sync::atomic::Ordering::Relaxed);
+                        health.set_ready(up);
+                        ready.set(i64::from(up));
+                    }
+                }
+            }
+        });
+    }
 
     let delivery = tokio::spawn(deliver::run(
         config.kafka.clone(),

@@ -11,6 +11,8 @@ use url::Url;
 pub struct EmbeddedBroker {
     /// `host:port` for `bootstrap.servers`.
     pub bootstrap: String,
+    /// Ends the broker's runtime (its listener and every connection) when sent or dropped.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl EmbeddedBroker {
@@ -24,6 +26,7 @@ impl EmbeddedBroker {
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))?;
         let storage = Url::parse(storage).with_context(|| format!("broker storage {storage:?}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("tansu".into())
             .spawn(move || {
@@ -55,8 +58,11 @@ impl EmbeddedBroker {
                             let _ = tx.send(Ok(()));
                             // `serve`, not `main`: no signal handlers of its own, so on Ctrl-C the
                             // services finish and commit before the process (and the broker) ends.
-                            if let Err(e) = b.serve(tokio::time::Instant::now()).await {
-                                tracing::error!(error = ?e, "embedded broker stopped");
+                            tokio::select! {
+                                r = b.serve(tokio::time::Instant::now()) => if let Err(e) = r {
+                                    tracing::error!(error = ?e, "embedded broker stopped");
+                                },
+                                _ = stopped => {}
                             }
                         }
                         Err(e) => {
@@ -64,6 +70,8 @@ impl EmbeddedBroker {
                         }
                     }
                 });
+                // Dropping the runtime closes the listener and every connection.
+                rt.shutdown_timeout(Duration::from_secs(1));
             })?;
         rx.recv_timeout(Duration::from_secs(60))
             .context("broker did not start in 60 s")??;
@@ -71,10 +79,20 @@ impl EmbeddedBroker {
         let addr = format!("127.0.0.1:{port}");
         for _ in 0..600 {
             if std::net::TcpStream::connect(&addr).is_ok() {
-                return Ok(Self { bootstrap: addr });
+                return Ok(Self {
+                    bootstrap: addr,
+                    stop: Some(stop),
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         anyhow::bail!("broker not listening on {addr} after 6 s")
+    }
+
+    /// Stops the broker: clients see it go away (tests of what services do without one).
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod connection;
 pub mod dlq;
 pub mod due;
 pub mod engine;

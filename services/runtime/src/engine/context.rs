@@ -1,33 +1,28 @@
 //! The librdkafka context of the group consumer: what the client tells the loop.
 //!
 //! - revoked partitions, so the loop drops their state;
-//! - whether a broker connection is up (statistics and errors);
+//! - whether a broker connection is up ([`crate::connection::Link`]);
 //! - whether the consumer holds an assignment from the group;
 //! - the lag gauges, from statistics;
-//! - librdkafka's errors, logged without flooding: the first of each kind at once, then at most
-//!   one line per kind every [`REPEAT_EVERY`] with how many were left out.
-use std::collections::HashMap;
+//! - librdkafka's errors, logged without flooding ([`crate::connection::Quiet`]).
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use tracing::{debug, info};
 
+use crate::connection::Link;
 use crate::metrics::{self, Labels};
-
-/// How often the same kind of librdkafka error is logged again while it repeats.
-pub const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// Flags shared between the context (librdkafka's threads) and the loop.
 #[derive(Clone, Default)]
 pub struct Flags {
     /// Partitions revoked since the loop last looked; their state is dropped.
     pub revoked: Arc<Mutex<Vec<i32>>>,
-    /// A broker connection is up (latest statistics) and not all brokers are down since.
+    /// A broker connection is up (see [`Link`]).
     pub connected: Arc<AtomicBool>,
     /// The consumer holds an assignment (possibly empty) from the group.
     pub joined: Arc<AtomicBool>,
@@ -36,35 +31,6 @@ pub struct Flags {
 impl Flags {
     pub fn take_revoked(&self) -> Vec<i32> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// Logs a repeating message at most once per [`REPEAT_EVERY`] per kind.
-#[derive(Default)]
-pub struct Quiet {
-    /// Per kind: when it was last logged and how many were left out since.
-    seen: Mutex<HashMap<String, (Instant, u64)>>,
-}
-
-impl Quiet {
-    /// `Some(left out since the last line)` when this kind should be logged now.
-    pub fn admit(&self, kind: &str) -> Option<u64> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match seen.get_mut(kind) {
-            Some((at, skipped)) if now.duration_since(*at) < REPEAT_EVERY => {
-                *skipped += 1;
-                None
-            }
-            Some((at, skipped)) => {
-                *at = now;
-                Some(std::mem::take(skipped))
-            }
-            None => {
-                seen.insert(kind.to_owned(), (now, 0));
-                Some(0)
-            }
-        }
     }
 }
 
@@ -77,7 +43,8 @@ pub struct Ctx {
     pub prefix: String,
     /// Full names of the input topics: the lag gauge covers only these.
     pub inputs: Vec<String>,
-    pub quiet: Quiet,
+    /// The broker connection (its flag is `flags.connected`).
+    pub link: Link,
 }
 
 impl Ctx {
@@ -95,11 +62,7 @@ impl Ctx {
 
 impl ClientContext for Ctx {
     fn stats(&self, statistics: Statistics) {
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.flags.connected.store(up, Ordering::Relaxed);
+        self.link.on_stats(&statistics);
         let lag = &metrics::engine().lag;
         for (name, topic) in &statistics.topics {
             if !self.inputs.contains(name) {
@@ -130,14 +93,7 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code();
-        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.flags.connected.store(false, Ordering::Relaxed);
-        }
-        let kind = format!("{code:?}");
-        if let Some(skipped) = self.quiet.admit(&kind) {
-            tracing::error!(error = %error, reason, repeated_since_last_line = skipped, "librdkafka");
-        }
+        self.link.on_error(&error, reason);
     }
 }
 

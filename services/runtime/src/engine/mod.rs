@@ -38,11 +38,12 @@ use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::context::{Ctx, Flags, Quiet};
+use self::context::{Ctx, Flags};
 use self::membership::{Verdict, Watch};
 pub use self::restore::MARKER_KEY;
 use self::restore::Restorer;
 use crate::config::KafkaArgs;
+use crate::connection::{Link, STATISTICS_EVERY};
 use crate::health::Health;
 use crate::metrics::{self, Labels};
 use crate::observe::{NoObserver, Observer};
@@ -200,17 +201,24 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         }
         let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
         let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
-        let flags = Flags::default();
+        let link = Link::default();
+        let flags = Flags {
+            connected: link.connected(),
+            ..Flags::default()
+        };
         let topics: Vec<String> = inputs.iter().map(|t| args.topic(t)).collect();
         let consumer: StreamConsumer<Ctx> = args
             .group_consumer(name, &group)
-            .set("statistics.interval.ms", TICK.as_millis().to_string())
+            .set(
+                "statistics.interval.ms",
+                STATISTICS_EVERY.as_millis().to_string(),
+            )
             .create_with_context(Ctx {
                 flags: flags.clone(),
                 service: name,
                 prefix: args.topic_prefix.clone(),
                 inputs: topics.clone(),
-                quiet: Quiet::default(),
+                link,
             })
             .context("creating consumer")?;
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
