@@ -5,7 +5,7 @@ use clap::Args;
 use shelfguard_events::catalog::Product;
 use shelfguard_events::floor::{OfferEvent, offer_event};
 use shelfguard_events::inventory::{Cause, ReorderState, StockLevel};
-use shelfguard_events::state::InventoryItem;
+use shelfguard_events::state::{BookEntry, InventoryItem};
 use shelfguard_events::store::{MovementKind, Sale, StockMovement};
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
@@ -22,6 +22,10 @@ const MAX_RECENT_FAILURES: usize = 8;
 /// Most failure times kept per (store, SKU) (the 7-day count saturates there), so a key's
 /// state stays bounded whatever the retry back-off.
 const MAX_FAILURE_TIMES: usize = 64;
+/// The window of recent movements a count re-applies (see [`count`]): at most this many, within
+/// [`RECENT_MOVES_WINDOW_MS`] of event time of the newest.
+pub const MAX_RECENT_MOVES: usize = 32;
+pub const RECENT_MOVES_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// Stock arithmetic, checked in every build: an event that would overflow is refused (dead
 /// letter) and the key keeps its state. Validation bounds each quantity far below this, so
@@ -229,42 +233,93 @@ fn sell(item: &mut InventoryItem, units: i32) -> Result<(), Rejected> {
     Ok(())
 }
 
-/// Applies a movement; returns its cause and, for a count, counted minus the books.
-fn move_stock(item: &mut InventoryItem, m: &StockMovement) -> Result<(Cause, i32), Rejected> {
+/// Moves the books by `delta` units at event time `at` (a shortfall becomes unaccounted).
+///
+/// A movement whose event time is before the latest count is already in that count: the books
+/// do not move (returns false). Otherwise it is kept in the window a later-arriving, earlier
+/// count re-applies (see [`count`]).
+fn book(item: &mut InventoryItem, at: i64, delta: i32, what: &str) -> Result<bool, Rejected> {
+    if at < item.counted_at_ms {
+        return Ok(false);
+    }
+    if delta >= 0 {
+        item.on_hand = checked(item.on_hand, delta, what)?;
+    } else {
+        // Validation bounds quantities far inside i32: the negation exists.
+        sell(item, delta.checked_neg().unwrap_or(i32::MAX))?;
+    }
+    item.recent_moves.push(BookEntry { at_ms: at, delta });
+    let newest = item
+        .recent_moves
+        .iter()
+        .map(|m| m.at_ms)
+        .max()
+        .unwrap_or(at);
+    item.recent_moves
+        .retain(|m| m.at_ms >= newest.saturating_sub(RECENT_MOVES_WINDOW_MS));
+    let excess = item.recent_moves.len().saturating_sub(MAX_RECENT_MOVES);
+    item.recent_moves.drain(..excess);
+    Ok(true)
+}
+
+/// Sets the books to `counted` units as of event time `at`: the movements in the window with an
+/// event time at or after `at` (applied before the count arrived) are applied again on top.
+/// Returns the discrepancy (counted minus the books as of `at`, saturating), or `None` when a
+/// count with a later event time is already applied (this one is superseded).
+fn count(item: &mut InventoryItem, at: i64, counted: i32) -> Result<Option<i32>, Rejected> {
+    if at < item.counted_at_ms {
+        return Ok(None);
+    }
+    let later: i64 = item
+        .recent_moves
+        .iter()
+        .filter(|m| m.at_ms >= at)
+        .map(|m| i64::from(m.delta))
+        .sum();
+    let books_then = i64::from(item.on_hand) - i64::from(item.unaccounted) - later;
+    let discrepancy =
+        (i64::from(counted) - books_then).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    let books = i64::from(counted) + later;
+    let overflow = |_| {
+        Rejected(format!(
+            "count {counted} plus later movements {later} overflows the stock arithmetic"
+        ))
+    };
+    if books >= 0 {
+        item.on_hand = i32::try_from(books).map_err(overflow)?;
+        item.unaccounted = 0;
+    } else {
+        item.on_hand = 0;
+        item.unaccounted = i32::try_from(-books).map_err(overflow)?;
+    }
+    item.counted_at_ms = at;
+    item.recent_moves.retain(|m| m.at_ms >= at);
+    Ok(Some(discrepancy))
+}
+
+/// Applies a movement at event time `at`; returns its cause and, for a count, counted minus the
+/// books.
+fn move_stock(
+    item: &mut InventoryItem,
+    m: &StockMovement,
+    at: i64,
+) -> Result<(Cause, i32), Rejected> {
     Ok(match MovementKind::try_from(m.kind) {
         Ok(MovementKind::Receipt) => {
-            item.on_hand = checked(item.on_hand, m.quantity, "receipt")?;
+            book(item, at, m.quantity, "receipt")?;
+            // What was shipped arrived, whatever the order of the events.
             item.on_order = item.on_order.saturating_sub(m.quantity).max(0);
             (Cause::Receipt, 0)
         }
-        Ok(MovementKind::Adjustment) if m.quantity < 0 => {
-            // i32::MIN has no negation; validation refuses it, this refuses it again.
-            let units = m
-                .quantity
-                .checked_neg()
-                .ok_or_else(|| Rejected(format!("adjustment {} cannot be negated", m.quantity)))?;
-            sell(item, units)?;
-            (Cause::Adjustment, 0)
-        }
         Ok(MovementKind::Adjustment) => {
-            item.on_hand = checked(item.on_hand, m.quantity, "adjustment")?;
+            book(item, at, m.quantity, "adjustment")?;
             (Cause::Adjustment, 0)
         }
         Ok(MovementKind::Shrink) => {
-            sell(item, m.quantity.max(0))?;
+            book(item, at, -m.quantity.max(0), "shrink")?;
             (Cause::Shrink, 0)
         }
-        Ok(MovementKind::Count) => {
-            // A count always applies (it is how the books are corrected); the discrepancy it
-            // reports saturates instead.
-            let books = i64::from(item.on_hand) - i64::from(item.unaccounted);
-            let discrepancy = (i64::from(m.quantity) - books)
-                .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
-                as i32;
-            item.on_hand = m.quantity.max(0);
-            item.unaccounted = 0;
-            (Cause::Count, discrepancy)
-        }
+        Ok(MovementKind::Count) => (Cause::Count, count(item, at, m.quantity)?.unwrap_or(0)),
         // Refused by validation before it gets here.
         Ok(MovementKind::Unspecified) | Err(_) => (Cause::Unspecified, 0),
     })
@@ -461,11 +516,11 @@ impl Processor for Ledger {
         let change = match event {
             Event::Sale { units, .. } => {
                 let n = units.get(sku).copied().unwrap_or(0);
-                sell(item, n)?;
+                book(item, now, -n, "sale")?;
                 (Cause::Sale, n, 0)
             }
             Event::Movement(m) => {
-                let (c, d) = move_stock(item, m)?;
+                let (c, d) = move_stock(item, m, now)?;
                 (c, 0, d)
             }
             Event::Outcome(o) => {
@@ -474,7 +529,7 @@ impl Processor for Ledger {
             }
             Event::GiveAway(e) => {
                 if let Some(offer_event::Change::Redeemed(r)) = &e.change {
-                    sell(item, r.quantity)?;
+                    book(item, now, -r.quantity, "give-away")?;
                 }
                 (Cause::Giveaway, 0, 0)
             }

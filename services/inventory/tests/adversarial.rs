@@ -362,13 +362,15 @@ fn the_poison_pills_of_issue_9_are_refused_and_the_next_record_applies() {
     }
     assert!(refused > 0);
     assert!(part.slots["S1/A"].state.on_hand > 2_000_000_000);
-    // And the next valid record still applies.
+    // And the next valid record still applies (a count taken after all those receipts).
+    let mut recount = StockMovement::decode(movement("c2", Count, 7).as_slice()).unwrap();
+    recount.occurred_at_ms = T0 + 1;
     let e = feed(
         &mut l,
         &mut part,
         topics::STORE_STOCK_MOVEMENTS,
         "S1",
-        movement("c2", Count, 7),
+        recount.encode_to_vec(),
     );
     assert!(e.refusals.is_empty());
     assert_eq!(part.slots["S1/A"].state.on_hand, 7);

@@ -416,6 +416,83 @@ fn a_due_retry_goes_out_on_any_later_event_of_the_store() {
     assert!(l.due_keys(&later).is_empty(), "retry sent: no longer due");
 }
 
+/// Issue 13: a count is stock as of its event time, whatever the arrival order across topics.
+#[test]
+fn a_count_is_stock_as_of_its_event_time() {
+    let mut l = ledger();
+    // A later sale delivered before an earlier count: the count re-applies it.
+    let mut item = InventoryItem::default();
+    let (_, level) = run(&mut l, &mut item, &sale("s", T0 + MIN, "OIL-14", 2));
+    assert_eq!((level.on_hand, level.unaccounted), (0, 2));
+    let (_, level) = run(&mut l, &mut item, &movement(MovementKind::Count, 12, T0));
+    assert_eq!(
+        (level.on_hand, level.unaccounted),
+        (10, 0),
+        "12 counted, 2 sold after"
+    );
+    assert_eq!(
+        level.count_discrepancy, 12,
+        "the books had nothing before the count"
+    );
+    // An earlier sale delivered after the count is already in it.
+    let (_, level) = run(&mut l, &mut item, &sale("early", T0 - MIN, "OIL-14", 3));
+    assert_eq!(level.on_hand, 10);
+    assert_eq!(level.sold, 3, "still a sale for the sales rate");
+    // A count older than the one applied is superseded.
+    let (_, level) = run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Count, 50, T0 - 2 * MIN),
+    );
+    assert_eq!(level.on_hand, 10);
+    // A newer count wins, with the movements after it on top.
+    run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Receipt, 5, T0 + 3 * MIN),
+    );
+    let (_, level) = run(
+        &mut l,
+        &mut item,
+        &movement(MovementKind::Count, 4, T0 + 2 * MIN),
+    );
+    assert_eq!(level.on_hand, 9, "4 counted, 5 received after");
+    assert_eq!(
+        level.count_discrepancy,
+        4 - 10,
+        "the books said 10 at that time"
+    );
+}
+
+#[test]
+fn the_window_a_count_re_applies_is_bounded() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    run(&mut l, &mut item, &movement(MovementKind::Count, 0, T0));
+    for i in 0..100 {
+        run(
+            &mut l,
+            &mut item,
+            &movement(MovementKind::Receipt, 1, T0 + 1 + i),
+        );
+    }
+    assert_eq!(item.recent_moves.len(), super::MAX_RECENT_MOVES);
+    run(
+        &mut l,
+        &mut item,
+        &movement(
+            MovementKind::Receipt,
+            1,
+            T0 + 2 * super::RECENT_MOVES_WINDOW_MS,
+        ),
+    );
+    assert_eq!(
+        item.recent_moves.len(),
+        1,
+        "older than the window of the newest"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
