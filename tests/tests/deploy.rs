@@ -252,6 +252,39 @@ fn alert_rules_pass_promtool_checks_and_unit_tests() {
         .current_dir(&dir));
 }
 
+/// The dashboard's offer funnel counts a store's first event (its series exist at zero first):
+/// `dashboard.test.yaml` runs the dashboard's own expressions in promtool.
+#[test]
+fn the_dashboard_funnel_counts_the_first_event() {
+    let promtool = tool("promtool", "apt-get install prometheus");
+    let dir = root().join("deploy/monitoring");
+    let dashboard = std::fs::read_to_string(dir.join("dashboard.json")).expect("dashboard.json");
+    let tests =
+        std::fs::read_to_string(dir.join("dashboard.test.yaml")).expect("dashboard.test.yaml");
+    for (in_dashboard, in_test) in [
+        (
+            "sum by (store, event) (increase(shelfguard_offer_events_total[1h]))",
+            "sum by (store, event) (increase(shelfguard_offer_events_total[1h]))",
+        ),
+        (
+            "sum by (event) (increase(shelfguard_offer_events_total[$__range]))",
+            "sum by (event) (increase(shelfguard_offer_events_total[30m]))",
+        ),
+    ] {
+        assert!(
+            dashboard.contains(in_dashboard),
+            "the dashboard no longer has {in_dashboard}"
+        );
+        assert!(
+            tests.contains(&format!("- expr: {in_test}\n")),
+            "dashboard.test.yaml lacks {in_test}"
+        );
+    }
+    run(Command::new(&promtool)
+        .args(["test", "rules", "dashboard.test.yaml"])
+        .current_dir(&dir));
+}
+
 #[test]
 fn every_alert_has_a_unit_test_and_a_runbook() {
     let dir = root().join("deploy/monitoring");

@@ -64,19 +64,58 @@ pub fn event_name(change: &Change) -> &'static str {
     }
 }
 
+/// Every event name, for the series created at zero.
+const EVENTS: [&str; 7] = [
+    "issued",
+    "accepted",
+    "declined",
+    "redeemed",
+    "expired",
+    "withdrawn",
+    "not_offered",
+];
+
 /// Watches the offers the generator publishes.
 pub struct Funnel {
     /// The registered families.
     f: &'static Families,
+    /// Stores whose series exist: each gets every event's series at zero the first time any of
+    /// its keys changes, so Prometheus sees its first offer event as an increase (a series that
+    /// appears at 1 is lost to `increase()`).
+    known: std::collections::HashSet<String>,
 }
 
 impl Default for Funnel {
     fn default() -> Self {
-        Self { f: families() }
+        Self {
+            f: families(),
+            known: std::collections::HashSet::new(),
+        }
+    }
+}
+
+impl Funnel {
+    fn ensure(&mut self, store: &str) {
+        if store.is_empty() || self.known.contains(store) {
+            return;
+        }
+        for event in EVENTS {
+            let _ = self.f.events.get_or_create(&vec![
+                ("store", store.to_owned()),
+                ("event", event.to_owned()),
+            ]);
+        }
+        self.known.insert(store.to_owned());
     }
 }
 
 impl Observer<OfferItem> for Funnel {
+    /// A store's first key (a stock level or a basket reaches offer-generator long before its
+    /// first offer) creates its series at zero.
+    fn state(&mut self, key: &str, _state: &OfferItem) {
+        self.ensure(shelfguard_events::validate::split_key(key).0);
+    }
+
     fn output(&mut self, output: &Output) {
         if output.topic != topics::FLOOR_OFFERS {
             return;
@@ -86,6 +125,7 @@ impl Observer<OfferItem> for Funnel {
             return;
         };
         let Some(change) = &e.change else { return };
+        self.ensure(&e.store_id);
         self.f
             .events
             .get_or_create(&vec![
@@ -106,6 +146,18 @@ impl Observer<OfferItem> for Funnel {
 mod tests {
     use super::*;
     use shelfguard_events::floor::{Expired, Issued};
+
+    #[test]
+    fn a_stores_series_exist_at_zero_from_its_first_key() {
+        let mut f = Funnel::default();
+        f.state("S-ZERO/OIL-14", &OfferItem::default());
+        let text = shelfguard_runtime::metrics::render();
+        for event in EVENTS {
+            let line =
+                format!("shelfguard_offer_events_total{{store=\"S-ZERO\",event=\"{event}\"}} 0");
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+    }
 
     #[test]
     fn counts_offer_events_and_keeps_the_latest_budget() {
