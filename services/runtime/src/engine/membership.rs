@@ -14,8 +14,13 @@
 //! has not moved for longer than the session timeout has nobody consuming it. Then the engine
 //! - exports how many such partitions there are (`shelfguard_unowned_partitions`);
 //! - reports not-ready while there are any;
-//! - leaves and rejoins the group (unsubscribe + subscribe), at most once per
-//!   [`REJOIN_BACKOFF`]; on Apache Kafka that is an ordinary rebalance, harmless.
+//! - when it holds no input partition itself (the replacement's case above), leaves and rejoins
+//!   the group (unsubscribe + subscribe). On Apache Kafka that is an ordinary rebalance; its
+//!   cost is that other members' partitions are revoked and restored again, so rejoins back off
+//!   from [`REJOIN_BACKOFF`], doubling up to [`MAX_REJOIN_BACKOFF`] while the group stays stuck
+//!   (a member restoring a large state for longer than the session timeout looks stuck too, and
+//!   must be left to finish). A member that holds partitions does not rejoin: the alert on the
+//!   gauge tells operators.
 //!
 //! A partition whose owner works has a committed offset that moves (offsets are committed
 //! every second) or no records waiting; either way it is never counted.
@@ -34,8 +39,10 @@ use crate::config::KafkaArgs;
 pub const CHECK_EVERY: Duration = Duration::from_secs(3);
 /// Longest one look may take.
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Least time between two rejoins.
+/// Least time between two rejoins; it doubles while the group stays stuck.
 pub const REJOIN_BACKOFF: Duration = Duration::from_secs(30);
+/// Most time between two rejoins.
+pub const MAX_REJOIN_BACKOFF: Duration = Duration::from_secs(600);
 
 /// One input partition as the broker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +94,8 @@ pub struct Watch {
     /// Per partition: its committed offset at the last look and since when it has not moved.
     still: HashMap<(String, i32), (i64, Instant)>,
     last_rejoin: Option<Instant>,
+    /// The wait before the next rejoin (doubles while stuck, back to the least once fine).
+    backoff: Duration,
     /// Partitions without a consumer at the latest look (None: unknown).
     pub unowned: Option<usize>,
 }
@@ -109,6 +118,7 @@ impl Watch {
             last_look: None,
             still: HashMap::new(),
             last_rejoin: None,
+            backoff: REJOIN_BACKOFF,
             unowned: None,
         })
     }
@@ -167,16 +177,21 @@ impl Watch {
         }
         self.unowned = Some(stalled);
         if stalled == 0 {
+            self.backoff = REJOIN_BACKOFF;
             return if waiting > 0 {
                 Verdict::Waiting
             } else {
                 Verdict::Fine
             };
         }
-        let rejoin = self
+        let due = self
             .last_rejoin
-            .is_none_or(|t| now.duration_since(t) >= REJOIN_BACKOFF);
+            .is_none_or(|t| now.duration_since(t) >= self.backoff);
+        let rejoin = mine.is_empty() && due;
         if rejoin {
+            if self.last_rejoin.is_some() {
+                self.backoff = (self.backoff * 2).min(MAX_REJOIN_BACKOFF);
+            }
             self.last_rejoin = Some(now);
         }
         Verdict::Stuck { rejoin }
@@ -245,39 +260,52 @@ mod tests {
     fn a_partition_with_records_waiting_and_an_offset_that_does_not_move_is_unowned() {
         let mut w = watch();
         let t0 = Instant::now();
-        let mine: BTreeSet<_> = [("t".to_owned(), 0)].into();
-        // Partition 1 has records waiting; 2 has none; 0 is ours.
+        let none = BTreeSet::new();
+        // Partition 1 has records waiting; 2 has none; 0 too is still.
         let look = || Some(vec![at(0, 0, 50), at(1, 10, 20), at(2, 5, 5)]);
-        assert_eq!(w.judge(look(), &mine, t0), Verdict::Waiting);
+        assert_eq!(w.judge(look(), &none, t0), Verdict::Waiting);
         let late = t0 + w.session_timeout + Duration::from_secs(1);
         assert_eq!(
-            w.judge(look(), &mine, late),
+            w.judge(look(), &none, late),
             Verdict::Stuck { rejoin: true }
         );
-        assert_eq!(w.unowned, Some(1));
-        // Still stuck right after: the back-off holds the next rejoin.
-        let later = late + Duration::from_secs(3);
+        assert_eq!(w.unowned, Some(2));
+        // Still stuck: the next rejoin waits for the back-off, which then doubles.
+        let soon = late + Duration::from_secs(3);
+        assert_eq!(
+            w.judge(look(), &none, soon),
+            Verdict::Stuck { rejoin: false }
+        );
+        let next = late + REJOIN_BACKOFF;
+        assert_eq!(
+            w.judge(look(), &none, next),
+            Verdict::Stuck { rejoin: true }
+        );
+        assert_eq!(
+            w.judge(look(), &none, next + REJOIN_BACKOFF),
+            Verdict::Stuck { rejoin: false },
+            "doubled"
+        );
+        assert_eq!(
+            w.judge(look(), &none, next + REJOIN_BACKOFF * 2),
+            Verdict::Stuck { rejoin: true }
+        );
+        // A member that holds partitions reports, but does not rejoin.
+        let mine: BTreeSet<_> = [("t".to_owned(), 0)].into();
+        let later = next + REJOIN_BACKOFF * 10;
         assert_eq!(
             w.judge(look(), &mine, later),
             Verdict::Stuck { rejoin: false }
         );
-        assert_eq!(
-            w.judge(look(), &mine, late + REJOIN_BACKOFF),
-            Verdict::Stuck { rejoin: true }
-        );
-        // Someone consumes it again: its offset moves.
+        assert_eq!(w.unowned, Some(1));
+        // Someone consumes it again: its offset moves; the back-off is back to the least.
         let moved = Some(vec![at(0, 0, 50), at(1, 15, 20), at(2, 5, 5)]);
-        assert_eq!(
-            w.judge(moved, &mine, late + REJOIN_BACKOFF),
-            Verdict::Waiting
-        );
+        assert_eq!(w.judge(moved, &mine, later), Verdict::Waiting);
         assert_eq!(w.unowned, Some(0));
+        assert_eq!(w.backoff, REJOIN_BACKOFF);
         // Once it is ours, it is not counted however still it is.
         let all: BTreeSet<_> = (0..3).map(|p| ("t".to_owned(), p)).collect();
-        assert_eq!(
-            w.judge(look(), &all, later + REJOIN_BACKOFF * 2),
-            Verdict::Fine
-        );
+        assert_eq!(w.judge(look(), &all, later + REJOIN_BACKOFF), Verdict::Fine);
         assert_eq!(
             w.judge(None, &mine, later),
             Verdict::Fine,
