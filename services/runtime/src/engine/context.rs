@@ -26,6 +26,9 @@ pub struct Flags {
     pub connected: Arc<AtomicBool>,
     /// The consumer holds an assignment (possibly empty) from the group.
     pub joined: Arc<AtomicBool>,
+    /// Notified on every assignment, so the loop restores the new partitions at once rather
+    /// than on its next tick.
+    pub assigned: Arc<tokio::sync::Notify>,
 }
 
 impl Flags {
@@ -115,6 +118,7 @@ impl ConsumerContext for Ctx {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.flags.joined.store(true, Ordering::Relaxed);
+            self.flags.assigned.notify_one();
             info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions assigned");
         }
     }

@@ -12,8 +12,8 @@
 //! 5. publish the changed keys to the changelog and wait again;
 //! 6. only then store the batch's offsets for the next commit.
 //!
-//! Every second ([`Loop::tick`]) it also restores partitions that were assigned but have not
-//! delivered a record yet, and recomputes readiness: connected to a broker, a member of the
+//! On every assignment and every second ([`Loop::tick`]) it also restores partitions that were
+//! assigned but have not delivered a record yet, and recomputes readiness: connected to a broker, a member of the
 //! group, every assigned partition's state restored. The librdkafka side is in [`context`].
 //! Metrics ([`crate::metrics::Engine`]) and the W3C `traceparent` ([`crate::trace`]) of each
 //! record are handled here too, so services get them without code of their own.
@@ -126,6 +126,11 @@ pub async fn run_observed<P: Processor, O: Observer<P::State>>(
             biased;
             _ = shutdown.cancelled() => break,
             m = lp.consumer.recv() => m.map(|m| m.detach()),
+            // A new assignment: restore its partitions now, not on the next tick.
+            _ = lp.flags.assigned.notified() => {
+                lp.tick().await?;
+                continue;
+            }
             _ = tick.tick() => {
                 lp.tick().await?;
                 continue;
