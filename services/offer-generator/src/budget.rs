@@ -37,14 +37,42 @@ pub fn release(item: &mut OfferItem, day: i64, cents: i64) {
     }
 }
 
-/// A store's budget per day, from `STORE_BUDGETS` overrides or the default.
-pub fn of_store(default_cents: i64, overrides: &str, store: &str) -> i64 {
-    overrides
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(s, _)| s.trim() == store)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(default_cents)
+/// Per-store daily budgets overriding the default (`STORE_BUDGETS`), parsed once at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreBudgets(pub std::collections::BTreeMap<String, i64>);
+
+impl StoreBudgets {
+    /// The budget of `store`, or `default_cents` when it has no override.
+    pub fn of(&self, store: &str, default_cents: i64) -> i64 {
+        self.0.get(store).copied().unwrap_or(default_cents)
+    }
+}
+
+/// Parses `S-001=8000,S-002=3000` (cents per UTC day); a malformed entry is refused with the
+/// reason (the service does not start), never ignored.
+pub fn parse_store_budgets(s: &str) -> Result<StoreBudgets, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (store, cents) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{entry}` is not STORE=CENTS (e.g. S-001=8000)"))?;
+        let store = store.trim();
+        shelfguard_events::validate::id("store id", store)
+            .map_err(|e| format!("`{entry}`: {e}"))?;
+        let cents: i64 = cents.trim().parse().map_err(|_| {
+            format!(
+                "`{entry}`: {:?} is not a whole number of cents",
+                cents.trim()
+            )
+        })?;
+        if cents < 0 {
+            return Err(format!("`{entry}`: a budget cannot be negative"));
+        }
+        if out.insert(store.to_owned(), cents).is_some() {
+            return Err(format!("store {store} is listed twice"));
+        }
+    }
+    Ok(StoreBudgets(out))
 }
 
 #[cfg(test)]
@@ -73,8 +101,34 @@ mod tests {
 
     #[test]
     fn per_store_overrides() {
-        assert_eq!(of_store(5000, "S-001=8000, S-002=100", "S-002"), 100);
-        assert_eq!(of_store(5000, "S-001=8000", "S-003"), 5000);
-        assert_eq!(of_store(5000, "", "S-003"), 5000);
+        let b = parse_store_budgets("S-001=8000, S-002=100").unwrap();
+        assert_eq!(b.of("S-002", 5000), 100);
+        assert_eq!(b.of("S-003", 5000), 5000);
+        assert_eq!(parse_store_budgets("").unwrap().of("S-003", 5000), 5000);
+    }
+
+    #[test]
+    fn malformed_budgets_are_refused_with_the_reason() {
+        assert!(
+            parse_store_budgets("S-001")
+                .unwrap_err()
+                .contains("STORE=CENTS")
+        );
+        assert!(
+            parse_store_budgets("S-001=lots")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(
+            parse_store_budgets("S-001=-5")
+                .unwrap_err()
+                .contains("negative")
+        );
+        assert!(
+            parse_store_budgets("S-001=1,S-001=2")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse_store_budgets("a b=1").is_err());
     }
 }

@@ -56,8 +56,8 @@ pub struct Policy {
     #[arg(long, env = "STORE_DAILY_BUDGET_CENTS", default_value_t = 5000)]
     pub store_daily_budget_cents: i64,
     /// Per-store budgets overriding the default: `S-001=8000,S-002=3000`.
-    #[arg(long, env = "STORE_BUDGETS", default_value = "")]
-    pub store_budgets: String,
+    #[arg(long, env = "STORE_BUDGETS", default_value = "", value_parser = budget::parse_store_budgets)]
+    pub store_budgets: budget::StoreBudgets,
     /// A complement needs at least this many (decayed) baskets together with the product.
     #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = 3.0)]
     pub complement_min_support: f64,
@@ -84,7 +84,7 @@ impl Default for Policy {
             max_gesture_cents: 2000,
             offer_ttl_minutes: 240,
             store_daily_budget_cents: 5000,
-            store_budgets: String::new(),
+            store_budgets: budget::StoreBudgets::default(),
             complement_min_support: 3.0,
             suspected_offer_min_expected_sales: 9.2,
             complement_half_life_days: 14.0,
@@ -97,7 +97,7 @@ impl Policy {
         self.complement_half_life_days.max(0.01) * 24.0 * 3_600_000.0 / std::f64::consts::LN_2
     }
     pub fn budget_of(&self, store: &str) -> i64 {
-        budget::of_store(self.store_daily_budget_cents, &self.store_budgets, store)
+        self.store_budgets.of(store, self.store_daily_budget_cents)
     }
 
     /// When the open suspected episode of `item` may get its offer (None: not suspected, or it

@@ -32,7 +32,7 @@ pub struct KafkaArgs {
     pub group_instance_id: Option<String>,
 
     /// Most records handled in one batch (one produce round trip, one offset store).
-    #[arg(long, env = "MAX_BATCH", default_value_t = 500)]
+    #[arg(long, env = "MAX_BATCH", default_value_t = 500, value_parser = at_least_one)]
     pub max_batch: usize,
 
     /// Producer linger in milliseconds: larger batches against a few ms of latency per hop.
@@ -62,6 +62,15 @@ impl std::fmt::Debug for KafkaOptions {
         f.debug_list()
             .entries(self.0.iter().map(|(k, _)| format!("{k}=***")))
             .finish()
+    }
+}
+
+/// A count that must be at least 1 (refused at start otherwise, never raised silently).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
     }
 }
 
@@ -175,6 +184,28 @@ impl KafkaArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_refused_not_clamped() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+        }
+        use clap::Parser as _;
+        let err = Cli::try_parse_from(["x", "--max-batch", "0"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("at least 1"), "{err}");
+        assert_eq!(
+            Cli::try_parse_from(["x", "--max-batch", "7"])
+                .unwrap()
+                .kafka
+                .max_batch,
+            7
+        );
+    }
 
     #[test]
     fn options_parse_and_hide_values() {

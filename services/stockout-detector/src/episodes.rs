@@ -39,7 +39,7 @@ pub struct Policy {
     #[arg(long, env = "RESTOCK_HORIZON_HOURS", default_value_t = 24)]
     pub restock_horizon_hours: i64,
     /// Phantom stockouts: the chance α of a gap this long by bad luck alone (λ·t ≥ ln(1/α)).
-    #[arg(long, env = "PHANTOM_ALPHA", default_value_t = 0.01)]
+    #[arg(long, env = "PHANTOM_ALPHA", default_value_t = 0.01, value_parser = probability)]
     pub phantom_alpha: f64,
     /// What α bounds: `gap` (each gap between two sales reaches the threshold with chance α,
     /// the rule λ·t ≥ ln(1/α)), or `day` (a steady seller raises a false alarm with chance α per
@@ -58,6 +58,19 @@ pub struct Policy {
     /// Half-life of the learned sales rate, in days (older sales count half as much).
     #[arg(long, env = "SALES_RATE_HALF_LIFE_DAYS", default_value_t = 7.0)]
     pub sales_rate_half_life_days: f64,
+}
+
+/// A chance in (0, 0.5]: larger would flag most ordinary gaps, 0 would never flag one.
+fn probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v > 0.0 && v <= 0.5 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside (0, 0.5]"))
+    }
 }
 
 impl Default for Policy {
@@ -82,7 +95,8 @@ impl Policy {
     /// The expected number of sales a gap must reach at sales rate `per_hour`: ln(1/α), or
     /// ln(n/α) with n the gaps of a day when α is per day.
     fn threshold(&self, per_hour: f64) -> f64 {
-        let alpha = self.phantom_alpha.clamp(1e-9, 0.5);
+        // In (0, 0.5] by its parser: refused at start otherwise, never clamped.
+        let alpha = self.phantom_alpha;
         let gaps = if self.phantom_alpha_scope == "day" {
             (per_hour * 24.0).max(1.0)
         } else {

@@ -445,7 +445,7 @@ fn when_the_substitute_runs_out_the_offer_is_withdrawn_and_the_next_one_offered(
 #[test]
 fn the_daily_budget_limits_the_gesture_then_the_offer() {
     let mut o = offers();
-    o.policy.store_budgets = "S1=1800".into();
+    o.policy.store_budgets = crate::budget::parse_store_budgets("S1=1800").unwrap();
     let mut view = PartitionState::default();
     stock(&mut view, "GOLD-28", 6);
     // Another product's offer committed 1000 today already.
@@ -1000,4 +1000,17 @@ fn an_accepted_offer_outlives_its_episode_and_the_next_episode_gets_its_own_offe
         (e[1].offer_id.as_str(), e[1].stockout_id.as_str()),
         ("S1/GOLD-14/S2/offer", "S1/GOLD-14/S2")
     );
+}
+
+#[test]
+fn a_malformed_store_budgets_setting_is_refused_at_start() {
+    use clap::Parser as _;
+    let err = crate::Config::try_parse_from(["offer-generator", "--store-budgets", "S-001=lots"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a whole number"), "{err}");
+    let ok = crate::Config::try_parse_from(["offer-generator", "--store-budgets", "S-001=8000"])
+        .unwrap();
+    assert_eq!(ok.policy.budget_of("S-001"), 8000);
 }

@@ -370,3 +370,17 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_alpha_out_of_range_is_refused_at_start() {
+    use clap::Parser as _;
+    let err = crate::Config::try_parse_from(["stockout-detector", "--phantom-alpha", "2"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("outside (0, 0.5]"), "{err}");
+    assert!(crate::Config::try_parse_from(["stockout-detector", "--phantom-alpha", "0"]).is_err());
+    let ok =
+        crate::Config::try_parse_from(["stockout-detector", "--phantom-alpha", "0.2"]).unwrap();
+    assert_eq!(ok.policy.phantom_alpha, 0.2);
+}
