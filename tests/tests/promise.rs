@@ -119,30 +119,29 @@ async fn an_accepted_offer_survives_a_fulfilled_reorder_and_a_receipt_and_is_red
     // The warehouse ships both after all (REORDER_RETRY_AFTER_SECS=0: inventory asked again
     // right after each failure): the episodes close, goods expected within the hour, the
     // shelves still empty.
-    for _ in 0..2 {
+    let mut retries = std::collections::BTreeMap::new();
+    while retries.len() < 2 {
         let (r, _) = requests.until::<ReorderRequest>(WAIT, |_| true).await?;
-        if r.sku == gold {
-            env.publish(
-                WAREHOUSE_REORDER_OUTCOMES,
-                "S1",
-                &fulfilled(&r.reorder_id, gold),
-            )
-            .await?;
-        } else {
-            // The control's outcome after the accepted one's is applied (different topics).
-            levels
-                .until::<StockLevel>(WAIT, |l| {
-                    l.sku == gold && l.cause == Cause::ReorderOutcome as i32 && l.on_order > 0
-                })
-                .await?;
-            env.publish(
-                WAREHOUSE_REORDER_OUTCOMES,
-                "S1",
-                &fulfilled(&r.reorder_id, blue),
-            )
-            .await?;
-        }
+        retries.insert(r.sku.clone(), r.reorder_id);
     }
+    env.publish(
+        WAREHOUSE_REORDER_OUTCOMES,
+        "S1",
+        &fulfilled(&retries[gold], gold),
+    )
+    .await?;
+    // The control's outcome only after the accepted one's is applied (different topics).
+    levels
+        .until::<StockLevel>(WAIT, |l| {
+            l.sku == gold && l.cause == Cause::ReorderOutcome as i32 && l.on_order > 0
+        })
+        .await?;
+    env.publish(
+        WAREHOUSE_REORDER_OUTCOMES,
+        "S1",
+        &fulfilled(&retries[blue], blue),
+    )
+    .await?;
     let mut closed = Vec::new();
     while closed.len() < 2 {
         let (s, _) = stockouts
