@@ -200,6 +200,10 @@ impl Watch {
 
 /// The group's committed offset and the watermarks of every input partition.
 fn look(client: &BaseConsumer, topics: &[String]) -> Option<Vec<Position>> {
+    // Serve the client's queued events (errors, logs): it is never polled otherwise.
+    if let Some(Err(e)) = client.poll(Duration::ZERO) {
+        debug!(error = %e, "group watch: client event");
+    }
     let mut tpl = TopicPartitionList::new();
     for t in topics {
         let md = client
