@@ -63,6 +63,20 @@ impl Env {
     }
 
     pub async fn publish_raw(&self, topic: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        self.publish_raw_at(topic, key, bytes).await.map(|_| ())
+    }
+
+    /// Publishes and returns where the broker put the record: (partition, offset).
+    pub async fn publish_at(
+        &self,
+        topic: &str,
+        key: &str,
+        msg: &impl Message,
+    ) -> Result<(i32, i64)> {
+        self.publish_raw_at(topic, key, &msg.encode_to_vec()).await
+    }
+
+    async fn publish_raw_at(&self, topic: &str, key: &str, bytes: &[u8]) -> Result<(i32, i64)> {
         let t = self.kafka.topic(topic);
         self.producer
             .send(
@@ -70,8 +84,8 @@ impl Env {
                 Timeout::After(Duration::from_secs(30)),
             )
             .await
-            .map_err(|(e, _)| anyhow::anyhow!("publish to {t}: {e}"))?;
-        Ok(())
+            .map(|d| (d.partition, d.offset))
+            .map_err(|(e, _)| anyhow::anyhow!("publish to {t}: {e}"))
     }
 
     /// Counts every (SKU, units) of `store` and waits, on `levels` (a tail of

@@ -36,6 +36,7 @@ async fn garbage_and_invalid_events_are_dead_lettered_and_the_next_event_is_proc
 
     let garbage = b"\xff\xfe\xfd garbage".to_vec();
     env.publish_raw(STORE_SALES, "S1", &garbage).await?;
+    // A SKU not in the catalogue is held, not dead-lettered (see catalogue_race.rs).
     env.publish(STORE_SALES, "S1", &sale("S1", "NOPE-1", 1))
         .await?;
     let mut no_id = count("S1", "GOLD-14", 5);
@@ -73,7 +74,7 @@ async fn garbage_and_invalid_events_are_dead_lettered_and_the_next_event_is_proc
 
     let dlq = env.tail(INVENTORY_DLQ)?;
     let mut reasons = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         let m = dlq.next(WAIT).await?;
         assert_eq!(header(&m, "dlq.service"), "inventory");
         let source = header(&m, "dlq.source.topic");
@@ -94,9 +95,9 @@ async fn garbage_and_invalid_events_are_dead_lettered_and_the_next_event_is_proc
     let want = [
         (CATALOG_PRODUCTS, "undecodable catalog.v1.Product"),
         (STORE_SALES, "undecodable store.v1.Sale"),
-        (STORE_SALES, "unknown SKU NOPE-1"),
         (STORE_STOCK_MOVEMENTS, "missing event_id"),
     ];
+    assert_eq!(reasons.len(), want.len());
     for ((topic, reason), (want_topic, want_reason)) in reasons.iter().zip(want) {
         assert_eq!(topic, want_topic);
         assert!(

@@ -396,7 +396,7 @@ async fn not_ready_while_no_broker_is_reachable() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (code, body) = get(port, "/readyz").await?;
-    assert_eq!((code, body.as_str()), (503, "not ready"));
+    assert_eq!((code, body.as_str()), (503, r#"{"ready":false}"#));
     let (_, metrics) = get(port, "/metrics").await?;
     assert!(
         metrics.contains("shelfguard_ready{service=\"stockout-detector\"} 0"),

@@ -35,6 +35,9 @@ pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 /// Largest changelog record of one (store, SKU) key, in bytes. An event that would grow a key
 /// past it is refused (dead letter) and the key keeps its previous state.
 pub const MAX_STATE_BYTES: usize = 64 * 1024;
+/// Most events held per (store, SKU) while they wait for their product's catalogue record;
+/// a further one is dead-lettered at once.
+pub const MAX_HELD_EVENTS: usize = 32;
 /// How many event ids each key remembers to drop upstream duplicates (besides the offsets).
 pub const RECENT_EVENT_IDS: usize = 8;
 /// Earliest and latest accepted `occurred_at_ms` (2000-01-01 and 2200-01-01 UTC): anything
@@ -68,6 +71,7 @@ each key's state at most {MAX_STATE_BYTES} bytes, the last {RECENT_EVENT_IDS} ev
 An event that would break one of these, or that makes a service fail in any other way (an error, \
 a panic), is dead-lettered with the reason; the key keeps its previous state and the service \
 goes on with the next record.
+- events for a SKU not in the catalogue yet: at most {MAX_HELD_EVENTS} per (store, SKU) are held (within the state limit above) and applied in their order once the product arrives; more are dead-lettered at once, and held ones after the grace period (`UNKNOWN_SKU_GRACE_HOURS`).
 "
     )
 }

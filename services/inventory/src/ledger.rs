@@ -11,6 +11,7 @@ use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome, ReorderRequest};
 use shelfguard_runtime::due::DueIndex;
+use shelfguard_runtime::hold::HoldArgs;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::table::Table;
 use shelfguard_runtime::{Output, Processor, Rejected};
@@ -50,6 +51,9 @@ pub struct Policy {
     /// After a failed reorder, wait this many seconds before asking again.
     #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 900)]
     pub reorder_retry_after_secs: i64,
+    /// How long events for a SKU not in the catalogue yet are held.
+    #[command(flatten)]
+    pub hold: HoldArgs,
 }
 
 impl Default for Policy {
@@ -58,6 +62,7 @@ impl Default for Policy {
             default_reorder_point: 4,
             default_order_up_to: 24,
             reorder_retry_after_secs: 900,
+            hold: HoldArgs::default(),
         }
     }
 }
@@ -149,14 +154,6 @@ impl Ledger {
     fn index(&mut self, key: &str, item: &InventoryItem) {
         let due = self.retry_due(split_key(key).1, item);
         self.retries.set(key, due);
-    }
-
-    fn known(&self, sku: &str) -> Result<(), Rejected> {
-        if self.catalog.read().contains_key(sku) {
-            Ok(())
-        } else {
-            Err(Rejected(format!("unknown SKU {sku}")))
-        }
     }
 
     fn levels(&self, sku: &str) -> (i32, i32) {
@@ -437,7 +434,6 @@ impl Processor for Ledger {
                 let sale = validate::sale(payload)?;
                 let mut units: BTreeMap<String, i32> = BTreeMap::new();
                 for l in &sale.lines {
-                    self.known(&l.sku)?;
                     let n = units.entry(l.sku.clone()).or_insert(0);
                     *n = checked(*n, l.quantity, &format!("units of {} in the basket", l.sku))?;
                 }
@@ -445,21 +441,16 @@ impl Processor for Ledger {
             }
             topics::STORE_STOCK_MOVEMENTS => {
                 let m = validate::movement(payload)?;
-                self.known(&m.sku)?;
                 Ok(Event::Movement(m))
             }
             topics::WAREHOUSE_REORDER_OUTCOMES => {
                 let o = validate::outcome(payload)?;
-                self.known(&o.sku)?;
                 Ok(Event::Outcome(o))
             }
             topics::FLOOR_OFFERS => {
                 let e = validate::offer_event(payload)?;
                 match &e.change {
-                    Some(offer_event::Change::Redeemed(r)) => {
-                        self.known(&r.substitute_sku)?;
-                        Ok(Event::GiveAway(e))
-                    }
+                    Some(offer_event::Change::Redeemed(_)) => Ok(Event::GiveAway(e)),
                     _ => Ok(Event::OtherOfferStep(e)),
                 }
             }
@@ -502,6 +493,20 @@ impl Processor for Ledger {
 
     fn restored(&mut self, key: &str, item: &InventoryItem) {
         self.index(key, item);
+    }
+
+    /// An event for a SKU the catalogue does not have yet waits for its product (the catalogue
+    /// travels on its own topic, so a new product's first count or sale may come first).
+    fn waiting(&self, key: &str, _event: &Event) -> Option<String> {
+        let (_, sku) = split_key(key);
+        (!self.catalog.read().contains_key(sku))
+            .then(|| format!("SKU {sku} is not in the catalogue yet"))
+    }
+    fn tables_version(&self) -> u64 {
+        self.catalog.version()
+    }
+    fn hold_grace_ms(&self) -> i64 {
+        self.policy.hold.grace_ms()
     }
 
     fn apply(

@@ -34,6 +34,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
+    health.set_catalogue(catalog.positions_handle());
     let ledger = ledger::Ledger::new(config.policy, catalog);
     engine::run(&config.kafka, ledger, health, shutdown).await?;
     Ok(())

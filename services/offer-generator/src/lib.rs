@@ -43,6 +43,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
+    health.set_catalogue(catalog.positions_handle());
     engine::run_observed(
         &config.kafka,
         lifecycle::Offers::new(config.policy, catalog),

@@ -28,6 +28,7 @@ use shelfguard_events::store::Sale;
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_runtime::due::DueIndex;
+use shelfguard_runtime::hold::HoldArgs;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::table::Table;
 use shelfguard_runtime::{Output, Processor, Rejected};
@@ -74,6 +75,9 @@ pub struct Policy {
     /// Half-life of the basket counts behind complements, in days.
     #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = 14.0)]
     pub complement_half_life_days: f64,
+    /// How long a stockout of a SKU not in the catalogue yet is held.
+    #[command(flatten)]
+    pub hold: HoldArgs,
 }
 
 impl Default for Policy {
@@ -88,6 +92,7 @@ impl Default for Policy {
             complement_min_support: 3.0,
             suspected_offer_min_expected_sales: 9.2,
             complement_half_life_days: 14.0,
+            hold: HoldArgs::default(),
         }
     }
 }
@@ -719,13 +724,7 @@ impl Processor for Offers {
     fn decode(&self, topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
         let known = |sku: &str| self.catalog.read().contains_key(sku);
         match topic {
-            topics::STOCKOUTS => {
-                let s = validate::stockout(payload)?;
-                if !known(&s.sku) {
-                    return Err(Rejected(format!("unknown SKU {}", s.sku)));
-                }
-                Ok(Event::Stockout(s))
-            }
+            topics::STOCKOUTS => Ok(Event::Stockout(validate::stockout(payload)?)),
             topics::INVENTORY_STOCK_LEVELS => Ok(Event::Level(validate::stock_level(payload)?)),
             topics::STORE_SALES => {
                 let s = validate::sale(payload)?;
@@ -803,6 +802,23 @@ impl Processor for Offers {
             .due(event.store_id(), event.occurred_at_ms())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// A stockout of a SKU the catalogue does not have yet waits for its product (it needs the
+    /// product to pick a substitute).
+    fn waiting(&self, _key: &str, event: &Event) -> Option<String> {
+        match event {
+            Event::Stockout(s) if !self.catalog.read().contains_key(&s.sku) => {
+                Some(format!("SKU {} is not in the catalogue yet", s.sku))
+            }
+            _ => None,
+        }
+    }
+    fn tables_version(&self) -> u64 {
+        self.catalog.version()
+    }
+    fn hold_grace_ms(&self) -> i64 {
+        self.policy.hold.grace_ms()
     }
 
     fn on_due(

@@ -64,8 +64,36 @@ pub fn headers(
 /// The dead letter of `msg` for `topic`: its key and bytes unchanged (cut to
 /// [`MAX_DEAD_LETTER_BYTES`], see [`TRUNCATED`]), the reason and source in headers.
 pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &str) -> Record {
-    let mut headers = headers(service, reason, msg.topic(), msg.partition(), msg.offset());
-    let payload = msg.payload().map(|p| {
+    let source = Source {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+    };
+    of(&source, service, topic, reason)
+}
+
+/// Where a dead-lettered record came from, and its bytes.
+pub(crate) struct Source<'a> {
+    /// Full name of the input topic.
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// The dead letter of a record from `source`, for `topic`.
+pub(crate) fn of(source: &Source<'_>, service: &str, topic: &str, reason: &str) -> Record {
+    let mut headers = headers(
+        service,
+        reason,
+        source.topic,
+        source.partition,
+        source.offset,
+    );
+    let payload = source.payload.map(|p| {
         if p.len() > MAX_DEAD_LETTER_BYTES {
             headers = std::mem::replace(&mut headers, OwnedHeaders::new()).insert(Header {
                 key: TRUNCATED,
@@ -76,8 +104,8 @@ pub(crate) fn record(msg: &OwnedMessage, service: &str, topic: &str, reason: &st
             p.to_vec()
         }
     });
-    let key = msg
-        .key()
+    let key = source
+        .key
         .map(|k| k[..k.len().min(MAX_DEAD_LETTER_BYTES / 4)].to_vec());
     Record {
         topic: topic.to_owned(),

@@ -1,7 +1,8 @@
 //! `/healthz` (alive), `/readyz` (consuming, state restored) and `/metrics` (Prometheus text)
 //! over plain HTTP/1.1.
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,10 +10,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// Shared readiness flag.
+/// Next offset per catalogue partition (see [`crate::table::Table::positions_handle`]).
+pub type Positions = Arc<RwLock<BTreeMap<i32, i64>>>;
+
+/// Shared readiness flag, and what the readiness answer reports besides.
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    /// The catalogue applied so far, for services that read it.
+    catalogue: Arc<RwLock<Option<Positions>>>,
 }
 
 impl Health {
@@ -35,6 +41,31 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+    /// Reports the catalogue position in the readiness answer.
+    pub fn set_catalogue(&self, positions: Positions) {
+        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Some(positions);
+    }
+
+    /// The readiness answer: `{"ready":bool}`, and for a service that reads the catalogue
+    /// `"catalogue":{"topic":"catalog.products.v1","next_offsets":{"<partition>":<offset>}}`:
+    /// a catalogue record published at offset `o` of partition `p` is applied once
+    /// `next_offsets[p] > o`.
+    pub fn readiness(&self) -> String {
+        let mut body = serde_json::json!({ "ready": self.is_ready() });
+        if let Some(positions) = &*self.catalogue.read().unwrap_or_else(|p| p.into_inner()) {
+            let offsets: serde_json::Map<String, serde_json::Value> = positions
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
+                .collect();
+            body["catalogue"] = serde_json::json!({
+                "topic": shelfguard_events::topics::CATALOG_PRODUCTS,
+                "next_offsets": offsets,
+            });
+        }
+        body.to_string()
+    }
 
     /// Serves the endpoints on `addr` until shutdown; an empty address serves nothing.
     pub async fn serve(self, addr: &str, shutdown: CancellationToken) -> Result<()> {
@@ -51,6 +82,7 @@ impl Health {
                 r = listener.accept() => r?,
             };
             let ready = self.is_ready();
+            let readiness = self.readiness();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
@@ -58,12 +90,8 @@ impl Health {
                 let path = req.split_whitespace().nth(1).unwrap_or("/");
                 let (status, ctype, body) = match path {
                     "/healthz" => ("200 OK", "text/plain", "ok".to_owned()),
-                    "/readyz" if ready => ("200 OK", "text/plain", "ready".to_owned()),
-                    "/readyz" => (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        "not ready".to_owned(),
-                    ),
+                    "/readyz" if ready => ("200 OK", "application/json", readiness),
+                    "/readyz" => ("503 Service Unavailable", "application/json", readiness),
                     "/metrics" => (
                         "200 OK",
                         "text/plain; version=0.0.4; charset=utf-8",

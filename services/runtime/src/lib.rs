@@ -12,6 +12,7 @@ pub mod dlq;
 pub mod due;
 pub mod engine;
 pub mod health;
+pub mod hold;
 pub mod metrics;
 pub mod observe;
 pub mod processor;

@@ -67,6 +67,13 @@ pub struct Engine {
     pub unowned: Family<Labels, Gauge>,
     /// Times the service left and rejoined its group because partitions stayed unowned.
     pub rejoins: Family<Labels, Counter>,
+    /// Events held because their product is not in the catalogue yet, by service.
+    pub held: Family<Labels, Gauge>,
+    /// Held events dead-lettered (past the grace period, or refused once released), by service.
+    pub given_up: Family<Labels, Counter>,
+    /// The next offset of each catalogue partition this process will read: every record before
+    /// it is applied, by service and partition.
+    pub catalogue: Family<Labels, Gauge>,
 }
 
 /// The engine's metrics, registered on first use.
@@ -82,6 +89,9 @@ pub fn engine() -> &'static Engine {
             ready: Family::default(),
             unowned: Family::default(),
             rejoins: Family::default(),
+            held: Family::default(),
+            given_up: Family::default(),
+            catalogue: Family::default(),
         };
         register(
             "events_consumed",
@@ -122,6 +132,21 @@ pub fn engine() -> &'static Engine {
             "group_rejoins",
             "Times the service left and rejoined its consumer group because input partitions stayed unowned longer than the session timeout",
             e.rejoins.clone(),
+        );
+        register(
+            "held_events",
+            "Events held because their product is not in the catalogue yet (applied in order when it arrives, dead-lettered after UNKNOWN_SKU_GRACE_HOURS)",
+            e.held.clone(),
+        );
+        register(
+            "held_events_given_up",
+            "Held events dead-lettered: their product never arrived within the grace period, or they were refused once applied",
+            e.given_up.clone(),
+        );
+        register(
+            "catalogue_offset",
+            "Next offset of each catalogue partition the service will read: every catalogue record before it is applied",
+            e.catalogue.clone(),
         );
         e
     });

@@ -106,6 +106,25 @@ pub trait Processor: Send + 'static {
         Ok(Vec::new())
     }
 
+    /// What this key's event must wait for before it can be applied (e.g. "SKU X is not in the
+    /// catalogue yet"), or `None` to apply it now. A waiting event is held in the key's state,
+    /// in arrival order with any later event of the key, and applied when this says `None`
+    /// (checked on the key's next event and whenever [`Processor::tables_version`] changes);
+    /// after [`Processor::hold_grace_ms`] of the store's event time it is dead-lettered with
+    /// this reason.
+    fn waiting(&self, _key: &str, _event: &Self::Event) -> Option<String> {
+        None
+    }
+    /// A number that changes whenever something held events wait for may have arrived (the
+    /// catalogue's version): the engine then retries them.
+    fn tables_version(&self) -> u64 {
+        0
+    }
+    /// How long (event time of the key's store) an event may be held before it is dead-lettered.
+    fn hold_grace_ms(&self) -> i64 {
+        crate::hold::HoldArgs::default().grace_ms()
+    }
+
     /// Called for every key of a partition restored from the changelog, and for a key whose
     /// change was refused (with its previous state), so a processor can keep the indexes it
     /// keeps over the state in step.

@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use prost::Message;
-use shelfguard_events::state::{Applied, Entry};
+use shelfguard_events::state::{Applied, Entry, Held};
 
 use crate::processor::View;
 
@@ -19,6 +19,9 @@ pub struct Slot<S> {
     pub applied: Vec<(String, i64)>,
     /// Latest event ids applied, newest last, at most [`RECENT_IDS`].
     pub recent: Vec<String>,
+    /// Records waiting to be applied to this key, in arrival order (see
+    /// [`crate::Processor::waiting`]), at most [`crate::step::MAX_HELD`].
+    pub held: Vec<Held>,
 }
 
 /// What the engine should do with an event for a key.
@@ -84,6 +87,11 @@ impl<S: Message + Default> Slot<S> {
                 })
                 .sum::<usize>()
             + self.recent.iter().map(|e| field(e.len())).sum::<usize>()
+            + self
+                .held
+                .iter()
+                .map(|h| field(h.encoded_len()))
+                .sum::<usize>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -98,6 +106,7 @@ impl<S: Message + Default> Slot<S> {
                 })
                 .collect(),
             recent_event_ids: self.recent.clone(),
+            held: self.held.clone(),
         }
         .encode_to_vec()
     }
@@ -108,14 +117,60 @@ impl<S: Message + Default> Slot<S> {
             state: S::decode(e.state.as_slice())?,
             applied: e.applied.into_iter().map(|a| (a.topic, a.offset)).collect(),
             recent: e.recent_event_ids,
+            held: e.held,
         })
     }
 }
 
 /// The keyed state of one partition. Ordered, so one store's keys can be scanned.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PartitionState<S> {
     pub slots: BTreeMap<String, Slot<S>>,
+    /// Keys that hold records, with the event time of their oldest one: the grace period is
+    /// checked on the store's events and held records are retried without scanning every key.
+    pub held: BTreeMap<String, i64>,
+}
+
+impl<S> Default for PartitionState<S> {
+    fn default() -> Self {
+        Self {
+            slots: BTreeMap::new(),
+            held: BTreeMap::new(),
+        }
+    }
+}
+
+impl<S> PartitionState<S> {
+    /// Puts a key's slot back, keeping the index of held records in step.
+    pub fn put(&mut self, key: &str, slot: Slot<S>) {
+        match slot.held.iter().map(|h| h.occurred_at_ms).min() {
+            Some(oldest) => {
+                self.held.insert(key.to_owned(), oldest);
+            }
+            None => {
+                self.held.remove(key);
+            }
+        }
+        self.slots.insert(key.to_owned(), slot);
+    }
+
+    /// Rebuilds the index of held records (after a restore).
+    pub fn reindex(&mut self) {
+        self.held = self
+            .slots
+            .iter()
+            .filter_map(|(k, s)| Some((k.clone(), s.held.iter().map(|h| h.occurred_at_ms).min()?)))
+            .collect();
+    }
+
+    /// How many records this partition holds.
+    pub fn held_records(&self) -> usize {
+        self.held
+            .keys()
+            .filter_map(|k| self.slots.get(k))
+            .map(|s| s.held.len())
+            .sum()
+    }
 }
 
 impl<S> View<S> for PartitionState<S> {
@@ -162,10 +217,20 @@ mod tests {
         assert_eq!(s.recent.last().unwrap(), "e19");
         s.state.on_hand = 7;
         assert_eq!(s.encoded_len(), s.encode().len());
+        s.held.push(Held {
+            topic: "t".into(),
+            offset: 300,
+            key: b"S".to_vec(),
+            payload: vec![7; 200],
+            occurred_at_ms: 1_700_000_000_000,
+            waiting_for: "SKU A is not in the catalogue yet".into(),
+        });
+        assert_eq!(s.encoded_len(), s.encode().len());
         let back = Slot::<InventoryItem>::decode(&s.encode()).unwrap();
         assert_eq!(back.state.on_hand, 7);
         assert_eq!(back.applied, vec![("t".to_string(), 19)]);
         assert_eq!(back.recent, s.recent);
+        assert_eq!(back.held, s.held);
     }
 
     #[test]

@@ -12,10 +12,14 @@
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use shelfguard_events::limits::{MAX_OUTPUT_BYTES, MAX_STATE_BYTES};
+use shelfguard_events::limits::{MAX_HELD_EVENTS, MAX_OUTPUT_BYTES, MAX_STATE_BYTES};
+use shelfguard_events::state::Held;
 
-use crate::processor::{Output, Processor};
-use crate::state::{Admission, PartitionState};
+use crate::processor::{Output, Processor, Rejected};
+use crate::state::{Admission, PartitionState, Slot};
+
+/// Most records held per key.
+pub const MAX_HELD: usize = MAX_HELD_EVENTS;
 
 /// An input record as the engine received it.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,13 @@ pub struct Effect {
     pub duplicates: u64,
     /// The decoded event's id, when it decoded.
     pub event_id: Option<String>,
+    /// Records newly held for a key (see [`Processor::waiting`]): `<key>: <what it waits for>`.
+    pub held: Vec<String>,
+    /// Held records applied (by this record or a catalogue change).
+    pub released: u64,
+    /// Held records dead-lettered (past the grace period, or refused when released), each
+    /// with the reason: they go out with their own bytes, not the current record's.
+    pub given_up: Vec<(Held, String)>,
 }
 
 impl Effect {
@@ -77,6 +88,13 @@ enum Visit<'e, E> {
     Due(i64),
 }
 
+impl<E> Clone for Visit<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Visit<'_, E> {}
+
 /// Handles one record: decode, check, apply to its keys, visit the keys that fell due.
 pub fn handle<P: Processor>(
     processor: &mut P,
@@ -98,11 +116,12 @@ pub fn handle<P: Processor>(
             "record key {key:?} does not match store_id {store:?}: a store's records must be keyed by its id"
         ));
     }
-    apply_event(processor, part, rec.topic, rec.offset, &event)
+    apply_decoded(processor, part, rec, &event)
 }
 
 /// Applies a decoded event (of `topic` at `offset`) to the keys it is about, then visits the
-/// keys whose timer it revealed: [`handle`] after decoding, for tests that build events.
+/// keys whose timer it revealed: [`handle`] after decoding, for tests that build events. Such
+/// an event has no bytes, so it cannot be held: one that would be is refused.
 pub fn apply_event<P: Processor>(
     processor: &mut P,
     part: &mut PartitionState<P::State>,
@@ -116,6 +135,15 @@ pub fn apply_event<P: Processor>(
         key: None,
         payload: None,
     };
+    apply_decoded(processor, part, rec, event)
+}
+
+fn apply_decoded<P: Processor>(
+    processor: &mut P,
+    part: &mut PartitionState<P::State>,
+    rec: Record<'_>,
+    event: &P::Event,
+) -> Effect {
     let event_id = processor.event_id(event).to_owned();
     let now = processor.occurred_at_ms(event);
     let mut effect = Effect {
@@ -163,6 +191,8 @@ pub fn apply_event<P: Processor>(
             );
         }
     }
+    let store = processor.store_id(event).to_owned();
+    give_up(processor, part, &store, now, &mut effect);
     effect
 }
 
@@ -190,17 +220,14 @@ fn visit<P: Processor>(
             effect.changed.push(key.to_owned());
         }
         Admission::Apply => {
-            let before = slot.state.clone();
-            let result = guarded(
-                match how {
-                    Visit::Apply(_) => "apply",
-                    Visit::Due(_) => "on_due",
-                },
-                || match how {
-                    Visit::Apply(event) => processor.apply(key, &mut slot.state, event, part),
-                    Visit::Due(now) => processor.on_due(key, &mut slot.state, now, part),
-                },
-            );
+            let waiting = match how {
+                Visit::Apply(event) => {
+                    // What was held for this key goes first, if it can now.
+                    release(processor, part, key, &mut slot, effect);
+                    waiting_for(processor, key, event, &slot)
+                }
+                Visit::Due(_) => None,
+            };
             slot.mark(
                 rec.topic,
                 rec.offset,
@@ -210,45 +237,223 @@ fn visit<P: Processor>(
                     ""
                 },
             );
-            let refusal = match result {
-                Err(panic) => Some(panic),
-                Ok(Err(rejected)) => Some(rejected.0),
-                Ok(Ok(outputs)) => {
-                    match outputs.iter().find(|o| o.payload.len() > MAX_OUTPUT_BYTES) {
-                        Some(big) => Some(format!(
-                            "an output to {} would be {} bytes, over the limit of {MAX_OUTPUT_BYTES} (limit: output size)",
-                            big.topic,
-                            big.payload.len()
-                        )),
-                        None if slot.encoded_len() > MAX_STATE_BYTES => Some(format!(
-                            "the state of {key} would be {} bytes, over the limit of {MAX_STATE_BYTES} (limit: state size)",
-                            slot.encoded_len()
-                        )),
-                        None => {
-                            effect
-                                .outputs
-                                .extend(outputs.into_iter().map(|o| (key.to_owned(), o)));
-                            None
-                        }
+            match (waiting, how) {
+                (Some(reason), Visit::Apply(event)) => {
+                    match hold(processor, &mut slot, rec, event, &reason) {
+                        Err(refusal) => effect.refusals.push(format!("{key}: {refusal}")),
+                        Ok(()) => effect.held.push(format!("{key}: {reason}")),
                     }
                 }
-            };
-            if let Some(reason) = refusal {
-                slot.state = before;
-                // The processor's indexes over this key follow its state back.
-                let _ = guarded("restored", || processor.restored(key, &slot.state));
-                effect.refusals.push(format!("{key}: {reason}"));
+                _ => match attempt(processor, part, key, &mut slot, how) {
+                    Ok(outputs) => effect
+                        .outputs
+                        .extend(outputs.into_iter().map(|o| (key.to_owned(), o))),
+                    Err(reason) => effect.refusals.push(format!("{key}: {reason}")),
+                },
             }
             effect.changed.push(key.to_owned());
         }
     }
-    part.slots.insert(key.to_owned(), slot);
+    part.put(key, slot);
+}
+
+/// Applies `how` to the key's state; on any failure (an `Err`, a panic, outputs or state too
+/// big) the state is put back as it was and the reason returned.
+fn attempt<P: Processor>(
+    processor: &mut P,
+    part: &PartitionState<P::State>,
+    key: &str,
+    slot: &mut Slot<P::State>,
+    how: Visit<'_, P::Event>,
+) -> Result<Vec<Output>, String> {
+    let before = slot.state.clone();
+    let result = guarded(
+        match how {
+            Visit::Apply(_) => "apply",
+            Visit::Due(_) => "on_due",
+        },
+        || match how {
+            Visit::Apply(event) => processor.apply(key, &mut slot.state, event, part),
+            Visit::Due(now) => processor.on_due(key, &mut slot.state, now, part),
+        },
+    );
+    let refusal = match result {
+        Err(panic) => panic,
+        Ok(Err(rejected)) => rejected.0,
+        Ok(Ok(outputs)) => match outputs.iter().find(|o| o.payload.len() > MAX_OUTPUT_BYTES) {
+            Some(big) => format!(
+                "an output to {} would be {} bytes, over the limit of {MAX_OUTPUT_BYTES} (limit: output size)",
+                big.topic,
+                big.payload.len()
+            ),
+            None if slot.encoded_len() > MAX_STATE_BYTES => format!(
+                "the state of {key} would be {} bytes, over the limit of {MAX_STATE_BYTES} (limit: state size)",
+                slot.encoded_len()
+            ),
+            None => return Ok(outputs),
+        },
+    };
+    slot.state = before;
+    // The processor's indexes over this key follow its state back.
+    let _ = guarded("restored", || processor.restored(key, &slot.state));
+    Err(refusal)
+}
+
+/// Why the event must wait: the processor says so, or earlier events of the key are held.
+fn waiting_for<P: Processor>(
+    processor: &P,
+    key: &str,
+    event: &P::Event,
+    slot: &Slot<P::State>,
+) -> Option<String> {
+    let own = guarded("waiting", || processor.waiting(key, event))
+        .ok()
+        .flatten();
+    match (own, slot.held.first()) {
+        (Some(reason), _) => Some(reason),
+        (None, Some(first)) => Some(format!(
+            "behind {} held event(s) of {key}, the first waiting for: {}",
+            slot.held.len(),
+            first.waiting_for
+        )),
+        (None, None) => None,
+    }
+}
+
+/// Keeps the record in the key's state until it can be applied.
+fn hold<P: Processor>(
+    processor: &P,
+    slot: &mut Slot<P::State>,
+    rec: Record<'_>,
+    event: &P::Event,
+    reason: &str,
+) -> Result<(), String> {
+    let Some(payload) = rec.payload else {
+        return Err(format!(
+            "{reason}; an event without its bytes cannot be held"
+        ));
+    };
+    if slot.held.len() >= MAX_HELD {
+        return Err(format!(
+            "{reason}; {MAX_HELD} events are held for this key already (limit: held events per key)"
+        ));
+    }
+    slot.held.push(Held {
+        topic: rec.topic.to_owned(),
+        offset: rec.offset,
+        key: rec.key.unwrap_or_default().to_vec(),
+        payload: payload.to_vec(),
+        occurred_at_ms: processor.occurred_at_ms(event),
+        waiting_for: reason.to_owned(),
+    });
+    if slot.encoded_len() > MAX_STATE_BYTES {
+        slot.held.pop();
+        return Err(format!(
+            "{reason}; holding it would take the state of the key past {MAX_STATE_BYTES} bytes (limit: state size)"
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the key's held records, oldest first, for as long as none of them waits any more.
+/// A held record that now fails is dead-lettered with its own bytes.
+fn release<P: Processor>(
+    processor: &mut P,
+    part: &PartitionState<P::State>,
+    key: &str,
+    slot: &mut Slot<P::State>,
+    effect: &mut Effect,
+) {
+    while let Some(first) = slot.held.first() {
+        let event = match guarded("decode", || processor.decode(&first.topic, &first.payload)) {
+            Ok(Ok(e)) => e,
+            Ok(Err(Rejected(reason))) | Err(reason) => {
+                let h = slot.held.remove(0);
+                effect.given_up.push((h, format!("{key}: {reason}")));
+                continue;
+            }
+        };
+        let still = guarded("waiting", || processor.waiting(key, &event))
+            .ok()
+            .flatten();
+        if still.is_some() {
+            break;
+        }
+        let h = slot.held.remove(0);
+        effect.released += 1;
+        match attempt(processor, part, key, slot, Visit::Apply(&event)) {
+            Ok(outputs) => effect
+                .outputs
+                .extend(outputs.into_iter().map(|o| (key.to_owned(), o))),
+            Err(reason) => effect.given_up.push((h, format!("{key}: {reason}"))),
+        }
+    }
+}
+
+/// Releases what can be released in the whole partition (something held records wait for
+/// arrived): the engine calls it when [`Processor::tables_version`] changes.
+pub fn release_all<P: Processor>(processor: &mut P, part: &mut PartitionState<P::State>) -> Effect {
+    let mut effect = Effect::default();
+    let keys: Vec<String> = part.held.keys().cloned().collect();
+    for key in keys {
+        let Some(mut slot) = part.slots.remove(&key) else {
+            continue;
+        };
+        let (held, released) = (slot.held.len(), effect.released);
+        release(processor, part, &key, &mut slot, &mut effect);
+        if slot.held.len() != held || effect.released != released {
+            effect.changed.push(key.clone());
+        }
+        part.put(&key, slot);
+    }
+    effect
+}
+
+/// Dead-letters the records of `store` held longer than the grace period, by the store's event
+/// time `now` (after a last try to apply them).
+fn give_up<P: Processor>(
+    processor: &mut P,
+    part: &mut PartitionState<P::State>,
+    store: &str,
+    now: i64,
+    effect: &mut Effect,
+) {
+    let grace = processor.hold_grace_ms();
+    let prefix = format!("{store}/");
+    let late: Vec<String> = part
+        .held
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter(|(_, oldest)| now.saturating_sub(**oldest) > grace)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in late {
+        let Some(mut slot) = part.slots.remove(&key) else {
+            continue;
+        };
+        release(processor, part, &key, &mut slot, effect);
+        let (late, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut slot.held)
+            .into_iter()
+            .partition(|h| now.saturating_sub(h.occurred_at_ms) > grace);
+        slot.held = kept;
+        for h in late {
+            let reason = format!(
+                "{key}: held for {} h of event time, still waiting for: {} (limit: UNKNOWN_SKU_GRACE_HOURS, {} h)",
+                now.saturating_sub(h.occurred_at_ms) / 3_600_000,
+                h.waiting_for,
+                grace / 3_600_000
+            );
+            effect.given_up.push((h, reason));
+        }
+        effect.changed.push(key.clone());
+        part.put(&key, slot);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processor::{Rejected, View};
+    use crate::processor::View;
     use shelfguard_events::state::InventoryItem;
 
     /// A processor that misbehaves on command: the payload is `<store>:<sku>:<what>`.

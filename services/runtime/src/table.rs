@@ -1,6 +1,7 @@
 //! A global table: every partition of a compacted topic, kept in memory and up to date
 //! (e.g. the product catalogue, which every store needs in full).
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -20,12 +21,18 @@ pub type Decoder<V> = fn(&[u8]) -> Result<(String, V), String>;
 /// The latest row per key.
 pub struct Table<V> {
     rows: Arc<RwLock<HashMap<String, V>>>,
+    /// Changes on every insert or removal: events held for a missing row are retried then.
+    version: Arc<AtomicU64>,
+    /// Next offset to read per partition of the topic: every record before it is applied.
+    positions: Arc<RwLock<BTreeMap<i32, i64>>>,
 }
 
 impl<V> Clone for Table<V> {
     fn clone(&self) -> Self {
         Self {
             rows: self.rows.clone(),
+            version: self.version.clone(),
+            positions: self.positions.clone(),
         }
     }
 }
@@ -34,7 +41,33 @@ impl<V> Default for Table<V> {
     fn default() -> Self {
         Self {
             rows: Arc::default(),
+            version: Arc::default(),
+            positions: Arc::default(),
         }
+    }
+}
+
+impl<V> Table<V> {
+    /// Changes whenever a row is inserted or removed.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+    /// The next offset to read per partition: every record before it is applied.
+    pub fn positions(&self) -> BTreeMap<i32, i64> {
+        self.positions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    /// A shared view of [`Table::positions`] (for the readiness answer).
+    pub fn positions_handle(&self) -> Arc<RwLock<BTreeMap<i32, i64>>> {
+        self.positions.clone()
+    }
+    fn applied(&self, partition: i32, offset: i64) {
+        self.positions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partition, offset + 1);
     }
 }
 
@@ -50,12 +83,14 @@ impl<V: Clone> Table<V> {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, v);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
     pub fn remove(&self, key: &str) {
         self.rows
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
     pub fn len(&self) -> usize {
         self.read().len()
@@ -116,6 +151,16 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
     };
     consumer.assign(&tpl)?;
     let table = Table::default();
+    for e in tpl.elements() {
+        table.applied(e.partition(), -1);
+        crate::metrics::engine()
+            .catalogue
+            .get_or_create(&vec![
+                ("service", service.to_owned()),
+                ("partition", e.partition().to_string()),
+            ])
+            .set(0);
+    }
     while !ends.is_empty() {
         let m = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
             .await
@@ -124,6 +169,7 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
         if let Some(reason) = apply(decode, &m, &table) {
             dead(service, &producer, &dlq, &m, &reason, &base).await?;
         }
+        position(service, &table, &m);
         if ends
             .get(&m.partition())
             .is_some_and(|end| m.offset() + 1 >= *end)
@@ -147,12 +193,25 @@ pub async fn follow<V: Clone + Send + Sync + 'static>(
                     {
                         warn!(error = %e, "dead letter not published");
                     }
+                    position(service, &t, &m);
                 }
                 Err(e) => warn!(topic, error = %e, "table reader error"),
             }
         }
     });
     Ok(table)
+}
+
+/// Records that every record of `m`'s partition up to `m` is applied (metric and table).
+fn position<V>(service: &str, table: &Table<V>, m: &OwnedMessage) {
+    table.applied(m.partition(), m.offset());
+    crate::metrics::engine()
+        .catalogue
+        .get_or_create(&vec![
+            ("service", service.to_owned()),
+            ("partition", m.partition().to_string()),
+        ])
+        .set(m.offset() + 1);
 }
 
 /// Applies one record (a tombstone removes its key); returns the reason when it is refused.

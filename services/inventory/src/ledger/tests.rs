@@ -42,6 +42,7 @@ fn ledger() -> Ledger {
             default_reorder_point: 4,
             default_order_up_to: 24,
             reorder_retry_after_secs: 600,
+            ..Policy::default()
         },
         catalog,
     )
@@ -189,7 +190,7 @@ fn failures_older_than_a_week_fall_out_of_the_count() {
 }
 
 #[test]
-fn unknown_skus_and_bad_bytes_are_refused() {
+fn skus_not_in_the_catalogue_wait_and_bad_bytes_are_refused() {
     let l = ledger();
     let bad = Sale {
         event_id: "e".into(),
@@ -202,12 +203,13 @@ fn unknown_skus_and_bad_bytes_are_refused() {
             unit_price_cents: 1,
         }],
     };
+    // A SKU not in the catalogue yet decodes, and waits for its product (the engine holds it).
+    let e = l.decode(topics::STORE_SALES, &bad.encode_to_vec()).unwrap();
     assert_eq!(
-        l.decode(topics::STORE_SALES, &bad.encode_to_vec())
-            .unwrap_err()
-            .0,
-        "unknown SKU NOPE"
+        l.waiting("S1/NOPE", &e).as_deref(),
+        Some("SKU NOPE is not in the catalogue yet")
     );
+    assert_eq!(l.waiting("S1/OIL-14", &e), None);
     assert!(
         l.decode(topics::STORE_SALES, b"\xff\xfe garbage")
             .unwrap_err()
@@ -357,7 +359,7 @@ fn a_redeemed_offer_takes_the_substitute_out_as_a_give_away() {
         .decode(topics::FLOOR_OFFERS, &accepted.encode_to_vec())
         .unwrap();
     assert!(l.keys(&e).is_empty());
-    // A redemption of an unknown product is refused.
+    // A redemption of a product not in the catalogue yet waits for it.
     let bad = OfferEvent {
         change: Some(offer_event::Change::Redeemed(
             shelfguard_events::floor::Redeemed {
@@ -368,10 +370,11 @@ fn a_redeemed_offer_takes_the_substitute_out_as_a_give_away() {
         )),
         ..accepted
     };
-    assert!(
-        l.decode(topics::FLOOR_OFFERS, &bad.encode_to_vec())
-            .is_err()
-    );
+    let e = l
+        .decode(topics::FLOOR_OFFERS, &bad.encode_to_vec())
+        .unwrap();
+    assert_eq!(l.keys(&e), vec!["S1/NOPE"]);
+    assert!(l.waiting("S1/NOPE", &e).is_some());
 }
 
 #[test]

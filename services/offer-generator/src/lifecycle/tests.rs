@@ -1014,3 +1014,55 @@ fn a_malformed_store_budgets_setting_is_refused_at_start() {
         .unwrap();
     assert_eq!(ok.policy.budget_of("S-001"), 8000);
 }
+
+#[test]
+fn a_stockout_before_its_product_is_held_and_offered_once_the_product_arrives() {
+    let catalog = Table::default();
+    let mut o = Offers::new(Policy::default(), catalog.clone());
+    let mut part: PartitionState<OfferItem> = PartitionState::default();
+    stock(&mut part, "NEW-28", 5);
+    let Event::Stockout(mut s) = opened(3) else {
+        unreachable!()
+    };
+    s.sku = "NEW-14".into();
+    s.stockout_id = "S1/NEW-14/S1".into();
+    s.event_id = "so:S1/NEW-14/S1:opened".into();
+    let bytes = s.encode_to_vec();
+    let rec = shelfguard_runtime::step::Record {
+        topic: topics::STOCKOUTS,
+        offset: 1,
+        key: Some(b"S1"),
+        payload: Some(&bytes),
+    };
+    let e = shelfguard_runtime::step::handle(&mut o, &mut part, rec);
+    assert_eq!((e.held.len(), e.outputs.len()), (1, 0), "{:?}", e.refusals);
+    assert_eq!(
+        part.slots["S1/NEW-14"].held[0].waiting_for,
+        "SKU NEW-14 is not in the catalogue yet"
+    );
+    let before = o.tables_version();
+    for p in [
+        product("NEW-14", "Gold", 14.0, 799),
+        product("NEW-28", "Gold", 28.0, 1399),
+    ] {
+        catalog.insert(p.sku.clone(), p);
+    }
+    assert_ne!(
+        o.tables_version(),
+        before,
+        "the engine retries on a catalogue change"
+    );
+    let e = shelfguard_runtime::step::release_all(&mut o, &mut part);
+    assert_eq!(e.released, 1);
+    let issued: Vec<OfferEvent> = e
+        .outputs
+        .iter()
+        .filter(|(_, out)| out.topic == topics::FLOOR_OFFERS)
+        .map(|(_, out)| OfferEvent::decode(out.payload.as_slice()).unwrap())
+        .collect();
+    assert!(
+        issued.iter().any(|ev| ev.sku == "NEW-14"
+            && matches!(&ev.change, Some(offer_event::Change::Issued(i)) if i.offer.as_ref().and_then(|x| x.substitute.as_ref()).is_some_and(|p| p.sku == "NEW-28"))),
+        "{issued:?}"
+    );
+}

@@ -52,6 +52,7 @@ use crate::produce::{Record, send_all};
 use crate::state::Partitions;
 use crate::step;
 use crate::trace::{self, TraceContext};
+use shelfguard_events::state::Held;
 
 /// How often librdkafka reports statistics (broker connections, lag) and the loop re-checks
 /// readiness and restores idle assigned partitions.
@@ -188,6 +189,8 @@ struct Loop<'a, P: Processor, O> {
     watch: Watch,
     /// The latest verdict of the watch: stuck means not ready.
     stuck: bool,
+    /// [`Processor::tables_version`] when held records were last retried.
+    tables_version: u64,
 }
 
 impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
@@ -233,10 +236,13 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             Watch::new(args, name, &group, topics.clone()).context("creating group watch")?;
         let _ = m.unowned.get_or_create(&metrics::service(name));
         let _ = m.rejoins.get_or_create(&metrics::service(name));
+        let _ = m.held.get_or_create(&metrics::service(name));
+        let _ = m.given_up.get_or_create(&metrics::service(name));
         let lp = Self {
             topics,
             watch,
             stuck: false,
+            tables_version: 0,
             args,
             name,
             inputs,
@@ -285,6 +291,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         if self.flags.joined.load(Ordering::Relaxed) {
             self.restore_missing(None).await?;
         }
+        self.release_held().await?;
         self.watch_group();
         self.set_ready(self.is_ready());
         Ok(())
@@ -360,6 +367,10 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
                 self.processor.restored(key, &s.state);
                 self.observer.state(key, &s.state);
             }
+            // Restored held records are retried once the partition is in.
+            if !restored.held.is_empty() {
+                self.tables_version = self.tables_version.wrapping_sub(1);
+            }
             self.parts.insert(q, restored);
             self.stats.restores += 1;
         }
@@ -405,6 +416,8 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             self.record(msg, &mut pending).await?;
         }
         self.publish(pending).await?;
+        self.release_held().await?;
+        self.count_held();
         let histogram = metrics::engine()
             .processing
             .get_or_create(&metrics::service(self.name));
@@ -514,6 +527,10 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             rec.base = self.processor.dead_letter();
             pending.out.push(rec);
         }
+        for waiting in &effect.held {
+            info!(event_id = effect.event_id, waiting = %waiting, "held_events: event held until what it waits for arrives");
+        }
+        self.given_up(p, effect.given_up, pending);
         pending.dirty.entry(p).or_default().extend(effect.changed);
         debug!(
             event_id = effect.event_id,
@@ -521,6 +538,91 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             "record applied"
         );
         Ok(())
+    }
+
+    /// Dead letters of held records, with their own bytes and source.
+    fn given_up(&mut self, p: i32, given_up: Vec<(Held, String)>, pending: &mut Pending) {
+        let m = metrics::engine();
+        for (h, reason) in given_up {
+            warn!(reason = %reason, topic = h.topic, partition = p, offset = h.offset, "held event dead-lettered");
+            self.stats.dead_letters += 1;
+            m.given_up.get_or_create(&metrics::service(self.name)).inc();
+            m.dead_letters
+                .get_or_create(&dead_letter_labels(self.name, &h.topic))
+                .inc();
+            let source = crate::dlq::Source {
+                topic: &self.args.topic(&h.topic),
+                partition: p,
+                offset: h.offset,
+                key: Some(&h.key),
+                payload: Some(&h.payload),
+            };
+            let mut rec = crate::dlq::of(&source, self.name, &self.dead_letter, &reason);
+            rec.base = self.processor.dead_letter();
+            pending.out.push(rec);
+        }
+    }
+
+    /// Applies held records that no longer wait, when what they wait for may have arrived
+    /// (the processor's tables changed): outputs, then changelog, as for a batch.
+    async fn release_held(&mut self) -> Result<()> {
+        let version = self.processor.tables_version();
+        if version == self.tables_version {
+            return Ok(());
+        }
+        self.tables_version = version;
+        if self.parts.values().all(|ps| ps.held.is_empty()) {
+            return Ok(());
+        }
+        let mut pending = Pending::default();
+        let parts: Vec<i32> = self.parts.keys().copied().collect();
+        let mut released = 0;
+        for p in parts {
+            let Some(ps) = self.parts.get_mut(&p) else {
+                continue;
+            };
+            if ps.held.is_empty() {
+                continue;
+            }
+            let effect = step::release_all(&mut self.processor, ps);
+            released += effect.released;
+            let trace = TraceContext::child_of(None);
+            let traceparent = trace.header();
+            for (_, o) in effect.outputs {
+                self.observer.output(&o);
+                pending.out.push(Record {
+                    topic: self.args.topic(o.topic),
+                    base: o.topic,
+                    partition: None,
+                    key: Some(o.key.into_bytes()),
+                    payload: Some(o.payload),
+                    headers: Some(OwnedHeaders::new().insert(Header {
+                        key: trace::HEADER,
+                        value: Some(traceparent.as_str()),
+                    })),
+                });
+            }
+            self.given_up(p, effect.given_up, &mut pending);
+            pending.dirty.entry(p).or_default().extend(effect.changed);
+        }
+        if released > 0 {
+            info!(
+                service = self.name,
+                released, "held events applied: what they waited for arrived"
+            );
+        }
+        self.publish(pending).await?;
+        self.count_held();
+        Ok(())
+    }
+
+    /// The held-events gauge.
+    fn count_held(&self) {
+        let n: usize = self.parts.values().map(|ps| ps.held_records()).sum();
+        metrics::engine()
+            .held
+            .get_or_create(&metrics::service(self.name))
+            .set(n as i64);
     }
 
     /// Publishes a batch's outputs, then its changelog, each acknowledged before the next

@@ -93,11 +93,13 @@ impl Restorer<'_> {
                 },
             }
         }
+        state.reindex();
         info!(
             service,
             changelog,
             partition,
             records,
+            held = state.held_records(),
             keys = state.slots.len(),
             millis = started.elapsed().as_millis() as u64,
             "state restored"
