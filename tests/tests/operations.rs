@@ -368,39 +368,66 @@ async fn a_failed_reorder_is_traced_through_every_service_to_its_offer() -> Resu
     Ok(())
 }
 
+/// Lines of a log that say something went wrong.
+fn complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN") || l.starts_with("Error"))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn not_ready_while_no_broker_is_reachable() -> Result<()> {
-    let env = Env::start("unreachable").await?;
-    let port = free_port()?;
+async fn without_a_broker_a_service_stops_at_start_with_one_line_and_a_running_one_is_not_ready()
+-> Result<()> {
+    let mut env = Env::start("unreachable").await?;
+    // At start, all four alike: stopped within seconds, one line naming the address and setting.
     let nowhere = format!("127.0.0.1:{}", free_port()?);
-    let addr = format!("127.0.0.1:{port}");
-    let svc = env.spawn(
+    for service in [
+        "inventory",
         "stockout-detector",
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", nowhere.as_str()),
-            ("HEALTH_ADDR", addr.as_str()),
-            ("LOG_FORMAT", "json"),
-        ],
+        "offer-generator",
+        "floor-channel",
+    ] {
+        let mut svc = env.spawn(
+            service,
+            &[
+                ("KAFKA_BOOTSTRAP_SERVERS", nowhere.as_str()),
+                ("KAFKA_CONNECT_TIMEOUT_SECS", "2"),
+                ("STORE_TOKENS", "S1=unreachable-token"),
+            ],
+        )?;
+        assert!(svc.wait_exit(Duration::from_secs(15)).await?, "{service} exited with success");
+        let log = std::fs::read_to_string(&svc.log)?;
+        let said = complaints(&log);
+        assert_eq!(said.len(), 1, "{service}: one line, got:\n{log}");
+        assert!(said[0].contains(&nowhere), "{service}: {log}");
+        assert!(said[0].contains("KAFKA_BOOTSTRAP_SERVERS"), "{service}: {log}");
+    }
+
+    // Running, then the broker goes away: not ready, and still running.
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let mut svc = env.spawn(
+        "stockout-detector",
+        &[("HEALTH_ADDR", addr.as_str()), ("LOG_FORMAT", "json")],
     )?;
-    // Alive, and librdkafka has reported the failed connection: then it must not claim readiness.
+    await_ready(&svc, port).await?;
+    env.broker.stop();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let alive = matches!(get(port, "/healthz").await, Ok((200, _)));
-        let log = std::fs::read_to_string(&svc.log).unwrap_or_default();
-        if alive && log.contains("\"message\":\"librdkafka\"") {
+        if let Ok((503, body)) = get(port, "/readyz").await {
+            assert_eq!(body, r#"{"ready":false}"#);
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("no connection failure reported; log: {}", svc.log.display());
+            bail!("still ready without a broker; log: {}", svc.log.display());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (code, body) = get(port, "/readyz").await?;
-    assert_eq!((code, body.as_str()), (503, r#"{"ready":false}"#));
     let (_, metrics) = get(port, "/metrics").await?;
     assert!(
         metrics.contains("shelfguard_ready{service=\"stockout-detector\"} 0"),
         "{metrics}"
     );
+    assert!(svc.is_running(), "a running service does not exit for a lost broker");
     Ok(())
 }

@@ -111,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     if config.delivery.max_attempts == 0 {
         anyhow::bail!("WEBHOOK_MAX_ATTEMPTS must be at least 1");
     }
+    shelfguard_runtime::preflight::reach(&config.kafka).await?;
     info!(stores = ?tokens.stores(), webhooks = targets.0.len(), "floor channel starting");
     let metrics = metrics::Metrics::get();
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);

@@ -26,6 +26,7 @@ pub struct Config {
 
 /// Composition root: catalogue table, health endpoints, then the consumer loop until shutdown.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    shelfguard_runtime::preflight::reach(&config.kafka).await?;
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);
     let catalog = table::catalog(
         &config.kafka,

@@ -7,6 +7,23 @@ use tansu_broker::{NODE_ID, broker::Broker, coordinator::group::administrator::C
 use tansu_storage::StorageContainer;
 use url::Url;
 
+/// Checks a `BROKER_STORAGE` value: the forms the embedded broker accepts, or a reason that
+/// lists them.
+pub fn parse_storage(s: &str) -> Result<String, String> {
+    const FORMS: &str = "use memory://tansu/ (the default: kept in memory, lost at exit) or \
+                         sqlite://FILE.db (a file relative to the working directory, kept across runs)";
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}): {FORMS}"))?;
+    match url.scheme() {
+        "memory" => Ok(s.to_owned()),
+        "sqlite" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(s.to_owned()),
+        "sqlite" => Err(format!(
+            "{s:?}: the embedded broker takes SQLite files relative to the working directory \
+             only (sqlite://FILE.db), not absolute paths; run from the directory you want, or {FORMS}"
+        )),
+        other => Err(format!("{s:?}: unknown storage {other:?}: {FORMS}")),
+    }
+}
+
 /// A tansu broker on its own thread and runtime, listening on a free loopback port.
 pub struct EmbeddedBroker {
     /// `host:port` for `bootstrap.servers`.
@@ -23,6 +40,15 @@ impl EmbeddedBroker {
     }
 
     pub fn start_on(storage: &str, port: u16) -> Result<Self> {
+        // tansu binds inside its runtime and would only log the failure: check first.
+        if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+            anyhow::bail!(
+                "cannot start the embedded broker on port {port}: {e} (another broker, or another \
+                 command 1, may be running). Set BROKER_PORT to a free port (0 = any), or stop \
+                 what uses it, or set KAFKA_BOOTSTRAP_SERVERS to use a running cluster"
+            );
+        }
+        parse_storage(storage).map_err(|e| anyhow::anyhow!(e))?;
         let listener = Url::parse(&format!("tcp://127.0.0.1:{port}"))?;
         let storage = Url::parse(storage).with_context(|| format!("broker storage {storage:?}"))?;
         let (tx, rx) = std::sync::mpsc::channel();

@@ -71,6 +71,10 @@ pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()
     consumer.subscribe(&[&kafka.topic(topics::FLOOR_OFFERS)])?;
     let mut seen = std::collections::HashSet::new();
     let started = std::time::Instant::now();
+    // Events from before this run (persistent storage) are shown as restored, not as new.
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     loop {
         let m = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -78,11 +82,13 @@ pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()
         };
         match m {
             Ok(m) => match OfferEvent::decode(m.payload().unwrap_or_default()) {
-                Ok(e) if seen.insert(e.event_id.clone()) => println!(
-                    "[+{:>5.1}s] {}",
-                    started.elapsed().as_secs_f64(),
-                    render(&e)
-                ),
+                Ok(e) if seen.insert(e.event_id.clone()) => {
+                    if e.occurred_at_ms < started_ms {
+                        println!("[restored] {}", render(&e));
+                    } else {
+                        println!("[+{:>5.1}s] {}", started.elapsed().as_secs_f64(), render(&e));
+                    }
+                }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "undecodable offer event"),
             },

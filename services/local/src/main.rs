@@ -17,10 +17,11 @@ struct Cli {
     /// An existing Kafka cluster; when unset, an embedded broker is started.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
     kafka_bootstrap_servers: Option<String>,
-    /// Storage of the embedded broker: `memory://tansu/` or `sqlite://shelfguard.db`.
-    #[arg(long, env = "BROKER_STORAGE", default_value = "memory://tansu/")]
+    /// Storage of the embedded broker: `memory://tansu/` (lost at exit) or `sqlite://FILE.db`
+    /// (a file relative to the working directory, kept across runs).
+    #[arg(long, env = "BROKER_STORAGE", default_value = "memory://tansu/", value_parser = shelfguard_local::broker::parse_storage)]
     broker_storage: String,
-    /// Port of the embedded broker (0 = any free port).
+    /// Port of the embedded broker (0 = any free port); a port in use stops command 1 at once.
     #[arg(long, env = "BROKER_PORT", default_value_t = 9092)]
     broker_port: u16,
     /// Partitions of each store-keyed topic created at start.
@@ -75,6 +76,7 @@ async fn main() -> Result<()> {
         }
     };
     cli.kafka.health_addr.clear();
+    shelfguard_runtime::preflight::reach(&cli.kafka).await?;
     admin::ensure_topics(&cli.kafka, cli.partitions, cli.replication).await?;
     info!(partitions = cli.partitions, "topics ready");
 

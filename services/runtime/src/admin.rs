@@ -4,6 +4,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use shelfguard_events::topics::{ALL, Cleanup};
 
@@ -16,6 +17,21 @@ pub async fn ensure_topics(args: &KafkaArgs, partitions: i32, replication: i32) 
         .create()
         .context("creating admin client")?;
     let names: Vec<String> = ALL.iter().map(|t| args.topic(t.name)).collect();
+    // Only the missing ones are asked for: a restart on persistent storage asks for nothing (and
+    // a broker logs nothing about topics that already exist).
+    let lister: rdkafka::producer::BaseProducer = args
+        .client("shelfguard-admin")
+        .create()
+        .context("creating metadata client")?;
+    let existing: std::collections::BTreeSet<String> = tokio::task::spawn_blocking(move || {
+        lister
+            .client()
+            .fetch_metadata(None, Duration::from_secs(30))
+            .map(|md| md.topics().iter().map(|t| t.name().to_owned()).collect())
+    })
+    .await
+    .context("listing topics")?
+    .context("listing topics")?;
     let retentions: Vec<Option<String>> = ALL
         .iter()
         .map(|t| match t.cleanup {
@@ -27,6 +43,9 @@ pub async fn ensure_topics(args: &KafkaArgs, partitions: i32, replication: i32) 
         .collect();
     let mut topics = Vec::new();
     for ((spec, name), retention) in ALL.iter().zip(&names).zip(&retentions) {
+        if existing.contains(name) {
+            continue;
+        }
         let policy = if retention.is_some() {
             "delete"
         } else {
@@ -44,6 +63,9 @@ pub async fn ensure_topics(args: &KafkaArgs, partitions: i32, replication: i32) 
             t = t.set("retention.ms", r);
         }
         topics.push(t);
+    }
+    if topics.is_empty() {
+        return Ok(());
     }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin

@@ -45,10 +45,18 @@ pub struct KafkaArgs {
     #[arg(long, env = "FETCH_WAIT_MAX_MS", default_value_t = 10)]
     pub fetch_wait_max_ms: u32,
 
+    /// At start, how long to try reaching the cluster before stopping with one line that says
+    /// why (a running service that loses the cluster is not ready instead; it does not exit).
+    #[arg(long, env = "KAFKA_CONNECT_TIMEOUT_SECS", default_value_t = DEFAULT_CONNECT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub kafka_connect_timeout_secs: u64,
+
     /// Address of the health endpoints (`/healthz`, `/readyz`); empty disables them.
     #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: String,
 }
+
+/// Default of `KAFKA_CONNECT_TIMEOUT_SECS`.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// The consumer group session timeout: a member silent this long is out of the group.
 pub const SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -97,6 +105,7 @@ impl KafkaArgs {
             max_batch: 500,
             linger_ms: 2,
             fetch_wait_max_ms: 10,
+            kafka_connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             health_addr: String::new(),
         }
     }

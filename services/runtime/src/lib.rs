@@ -15,6 +15,7 @@ pub mod health;
 pub mod hold;
 pub mod metrics;
 pub mod observe;
+pub mod preflight;
 pub mod processor;
 pub mod produce;
 pub mod shutdown;

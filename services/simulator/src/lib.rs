@@ -292,6 +292,7 @@ pub async fn run_with(
     catalogue_published: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     cfg.check()?;
+    shelfguard_runtime::preflight::reach(kafka).await?;
     let producer: FutureProducer = kafka
         .producer(CLIENT_ID)
         .create()

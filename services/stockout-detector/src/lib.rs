@@ -27,6 +27,7 @@ pub struct Config {
 
 /// Composition root: health endpoints, then the consumer loop until shutdown.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    shelfguard_runtime::preflight::reach(&config.kafka).await?;
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);
     engine::run_observed(
         &config.kafka,

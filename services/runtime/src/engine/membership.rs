@@ -19,8 +19,12 @@
 //!   cost is that other members' partitions are revoked and restored again, so rejoins back off
 //!   from [`REJOIN_BACKOFF`], doubling up to [`MAX_REJOIN_BACKOFF`] while the group stays stuck
 //!   (a member restoring a large state for longer than the session timeout looks stuck too, and
-//!   must be left to finish). A member that holds partitions does not rejoin: the alert on the
-//!   gauge tells operators.
+//!   must be left to finish);
+//! - when it holds partitions itself, rejoins only once the group has stayed stuck for
+//!   [`HOLDER_PATIENCE`] session timeouts, with the same back-off: seen on tansu 0.6 after a
+//!   series of `kill -9`, the one live member kept its partitions while the dead members' stayed
+//!   assigned to them for minutes; a rejoin makes the coordinator rebalance and drop the members
+//!   that do not answer. The patience leaves a long restore elsewhere time to finish first.
 //!
 //! A partition whose owner works has a committed offset that moves (offsets are committed
 //! every second) or no records waiting; either way it is never counted.
@@ -43,6 +47,9 @@ const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REJOIN_BACKOFF: Duration = Duration::from_secs(30);
 /// Most time between two rejoins.
 pub const MAX_REJOIN_BACKOFF: Duration = Duration::from_secs(600);
+/// How many session timeouts a member that holds partitions waits, while the group stays
+/// stuck, before it rejoins too.
+pub const HOLDER_PATIENCE: u32 = 6;
 
 /// One input partition as the broker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +101,8 @@ pub struct Watch {
     /// Per partition: its committed offset at the last look and since when it has not moved.
     still: HashMap<(String, i32), (i64, Instant)>,
     last_rejoin: Option<Instant>,
+    /// Since when the group has been stuck without a break (None: not stuck).
+    stuck_since: Option<Instant>,
     /// The wait before the next rejoin (doubles while stuck, back to the least once fine).
     backoff: Duration,
     /// Partitions without a consumer at the latest look (None: unknown).
@@ -118,6 +127,7 @@ impl Watch {
             last_look: None,
             still: HashMap::new(),
             last_rejoin: None,
+            stuck_since: None,
             backoff: REJOIN_BACKOFF,
             unowned: None,
         })
@@ -178,6 +188,7 @@ impl Watch {
         self.unowned = Some(stalled);
         if stalled == 0 {
             self.backoff = REJOIN_BACKOFF;
+            self.stuck_since = None;
             return if waiting > 0 {
                 Verdict::Waiting
             } else {
@@ -187,7 +198,9 @@ impl Watch {
         let due = self
             .last_rejoin
             .is_none_or(|t| now.duration_since(t) >= self.backoff);
-        let rejoin = mine.is_empty() && due;
+        let since = *self.stuck_since.get_or_insert(now);
+        let patient = now.duration_since(since) >= self.session_timeout * HOLDER_PATIENCE;
+        let rejoin = due && (mine.is_empty() || patient);
         if rejoin {
             if self.last_rejoin.is_some() {
                 self.backoff = (self.backoff * 2).min(MAX_REJOIN_BACKOFF);
@@ -294,24 +307,35 @@ mod tests {
             w.judge(look(), &none, next + REJOIN_BACKOFF * 2),
             Verdict::Stuck { rejoin: true }
         );
-        // A member that holds partitions reports, but does not rejoin.
         let mine: BTreeSet<_> = [("t".to_owned(), 0)].into();
         let later = next + REJOIN_BACKOFF * 10;
+        // Someone consumes it again: its offset moves; the back-off is back to the least.
+        let moved = || Some(vec![at(0, 0, 50), at(1, 15, 20), at(2, 5, 5)]);
+        assert_eq!(w.judge(moved(), &mine, later), Verdict::Waiting);
+        assert_eq!(w.unowned, Some(0));
+        assert_eq!(w.backoff, REJOIN_BACKOFF);
+        // Then it stalls again. A member that holds partitions reports at once, and rejoins
+        // only after its patience.
+        let stuck = later + w.session_timeout + Duration::from_secs(1);
         assert_eq!(
-            w.judge(look(), &mine, later),
+            w.judge(moved(), &mine, stuck),
             Verdict::Stuck { rejoin: false }
         );
         assert_eq!(w.unowned, Some(1));
-        // Someone consumes it again: its offset moves; the back-off is back to the least.
-        let moved = Some(vec![at(0, 0, 50), at(1, 15, 20), at(2, 5, 5)]);
-        assert_eq!(w.judge(moved, &mine, later), Verdict::Waiting);
-        assert_eq!(w.unowned, Some(0));
-        assert_eq!(w.backoff, REJOIN_BACKOFF);
+        let patience = w.session_timeout * HOLDER_PATIENCE;
+        assert_eq!(
+            w.judge(moved(), &mine, stuck + patience - Duration::from_secs(1)),
+            Verdict::Stuck { rejoin: false }
+        );
+        assert_eq!(
+            w.judge(moved(), &mine, stuck + patience),
+            Verdict::Stuck { rejoin: true }
+        );
         // Once it is ours, it is not counted however still it is.
         let all: BTreeSet<_> = (0..3).map(|p| ("t".to_owned(), p)).collect();
-        assert_eq!(w.judge(look(), &all, later + REJOIN_BACKOFF), Verdict::Fine);
+        assert_eq!(w.judge(moved(), &all, stuck + patience * 2), Verdict::Fine);
         assert_eq!(
-            w.judge(None, &mine, later),
+            w.judge(None, &mine, stuck + patience * 2),
             Verdict::Fine,
             "unknown is not acted on"
         );
