@@ -35,6 +35,9 @@ struct Cli {
     /// Address of the floor staff console and API (the URLs with tokens are printed at start).
     #[arg(long, env = "FLOOR_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     floor_http_addr: String,
+    /// Currency of the gift values on the console (ISO 4217 code).
+    #[arg(long, env = "FLOOR_CURRENCY", default_value = shelfguard_floor_channel::DEFAULT_CURRENCY, value_parser = shelfguard_floor_channel::currency)]
+    floor_currency: String,
     #[command(flatten)]
     sim: shelfguard_simulator::SimConfig,
     /// Passed to every client (prefix, options, batching); bootstrap comes from above.
@@ -136,6 +139,7 @@ async fn main() -> Result<()> {
                 .join(","),
         ),
         webhooks: Default::default(),
+        currency: cli.floor_currency.clone(),
         delivery: Default::default(),
     };
     tasks.spawn(named(
