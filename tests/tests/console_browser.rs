@@ -1,6 +1,10 @@
-//! The floor console in a real browser (headless Chromium driven by playwright-core): a store's
-//! console is open and live, a failed reorder is published upstream, the offer card is pushed to
-//! the page, staff click Accept, and the answer arrives on `floor.responses.v1`.
+//! The floor console in a real browser at phone size (headless Chromium, 390×844, driven by
+//! playwright-core): the page asks for the store token and keeps asking (through its re-renders)
+//! while the token is missing or refused, opens once the valid one is typed, a failed reorder is
+//! published upstream, the offer card is pushed to the page (compact, the code once, the gift value
+//! with its currency, a decline dialog that names the offer), staff click Accept and the answer
+//! arrives on `floor.responses.v1`. The channel then restarts with other tokens and the page asks
+//! again. Each check is in `tests/browser/console.mjs`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`; `.ci/run` installs both.
 use std::path::PathBuf;
@@ -58,6 +62,7 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
     let _off = env.spawn("offer-generator", &[("FREE_AFTER_FAILURES", "1")])?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let tokens = format!("S1={TOKEN},S2=browser-test-token-S2");
+    // FLOOR_CURRENCY is left at its default (EUR).
     let channel = env.spawn(
         "floor-channel",
         &[("HTTP_ADDR", &addr), ("STORE_TOKENS", &tokens)],
@@ -78,13 +83,15 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
         .until::<ReorderRequest>(WAIT, |r| r.sku == "GOLD-14")
         .await?;
 
-    // The console opens (empty, live) before the warehouse answers.
+    // The console asks for the token, then opens (empty, live) before the warehouse answers.
     let screenshot = artifacts_dir()?.join("console.png");
     let _ = std::fs::remove_file(&screenshot);
     let mut node = tokio::process::Command::new("node")
         .arg(browser_dir().join("console.mjs"))
-        .arg(format!("http://{addr}/stores/S1#token={TOKEN}"))
+        .arg(format!("http://{addr}/stores/S1"))
+        .arg(TOKEN)
         .arg(&screenshot)
+        .arg("€")
         .current_dir(browser_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -98,6 +105,7 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
             .context("the browser script said nothing in time")??
             .context("the browser script ended early (see its stderr above)")
     };
+    assert_eq!(next_line(&mut lines).await?, "FORM_KEPT");
     assert_eq!(next_line(&mut lines).await?, "READY");
 
     // The warehouse fails the reorder: the offer is pushed to the open page.
@@ -112,8 +120,6 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
         .await?;
     let accepted = next_line(&mut lines).await?;
     assert_eq!(accepted, format!("ACCEPTED {}", issued.offer_id));
-    let status = tokio::time::timeout(WAIT, node.wait()).await??;
-    assert!(status.success(), "browser script failed: {status}");
     assert!(
         screenshot.exists(),
         "no screenshot at {}",
@@ -133,5 +139,19 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
         ),
         ("S1", "GOLD-14", "console")
     );
+
+    // The channel restarts with new tokens: the open page's token is refused and it asks again.
+    channel.stop().await?;
+    let rotated = "S1=rotated-token-of-S1,S2=rotated-token-of-S2";
+    let channel = env.spawn(
+        "floor-channel",
+        &[("HTTP_ADDR", &addr), ("STORE_TOKENS", rotated)],
+    )?;
+    wait_http(&format!("http://{addr}/stores/S1"), WAIT)
+        .await
+        .with_context(|| format!("restarted floor-channel log: {}", channel.log.display()))?;
+    assert_eq!(next_line(&mut lines).await?, "ASKED_AGAIN");
+    let status = tokio::time::timeout(WAIT, node.wait()).await??;
+    assert!(status.success(), "browser script failed: {status}");
     Ok(())
 }
