@@ -1,6 +1,10 @@
-//! The floor console in a real browser (headless Chromium driven by playwright-core): a store's
-//! console is open and live, a failed reorder is published upstream, the offer card is pushed to
-//! the page, staff click Accept, and the answer arrives on `floor.responses.v1`.
+//! The floor console in a real browser at phone size (headless Chromium, 390×844, driven by
+//! playwright-core): the page asks for the store token and keeps asking (through its re-renders)
+//! while the token is missing or refused, opens once the valid one is typed, a failed reorder is
+//! published upstream, the offer card is pushed to the page (compact, the code once, the gift value
+//! with its currency, a decline dialog that names the offer), staff click Accept and the answer
+//! arrives on `floor.responses.v1`. The channel then restarts with other tokens and the page asks
+//! again. Each check is in `tests/browser/console.mjs`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`; `.ci/run` installs both.
 use std::path::PathBuf;
@@ -16,7 +20,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CHROMIUM: &str = "/usr/bin/chromium";
-const TOKEN: &str = "browser-test-token-S1";
+/// With a hyphen, as real store ids have: the header must not break it over two lines.
+const STORE: &str = "S-002";
+const TOKEN: &str = "browser-test-token-S-002";
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -57,34 +63,37 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
     // Free after the first failure, so the card shows the strongest gesture.
     let _off = env.spawn("offer-generator", &[("FREE_AFTER_FAILURES", "1")])?;
     let addr = format!("127.0.0.1:{}", free_port()?);
-    let tokens = format!("S1={TOKEN},S2=browser-test-token-S2");
+    let tokens = format!("{STORE}={TOKEN},S-003=browser-test-token-S-003");
+    // FLOOR_CURRENCY is left at its default (EUR).
     let channel = env.spawn(
         "floor-channel",
         &[("HTTP_ADDR", &addr), ("STORE_TOKENS", &tokens)],
     )?;
-    wait_http(&format!("http://{addr}/stores/S1"), WAIT)
+    wait_http(&format!("http://{addr}/stores/{STORE}"), WAIT)
         .await
         .with_context(|| format!("floor-channel log: {}", channel.log.display()))?;
 
     // The shelf empties and inventory asks the warehouse.
     for (sku, units) in [("GOLD-14", 3), ("GOLD-28", 8)] {
-        env.publish(STORE_STOCK_MOVEMENTS, "S1", &count("S1", sku, units))
+        env.publish(STORE_STOCK_MOVEMENTS, STORE, &count(STORE, sku, units))
             .await?;
     }
-    env.publish(STORE_SALES, "S1", &sale("S1", "GOLD-14", 3))
+    env.publish(STORE_SALES, STORE, &sale(STORE, "GOLD-14", 3))
         .await?;
     let (req, _) = env
         .tail(WAREHOUSE_REORDER_REQUESTS)?
         .until::<ReorderRequest>(WAIT, |r| r.sku == "GOLD-14")
         .await?;
 
-    // The console opens (empty, live) before the warehouse answers.
+    // The console asks for the token, then opens (empty, live) before the warehouse answers.
     let screenshot = artifacts_dir()?.join("console.png");
     let _ = std::fs::remove_file(&screenshot);
     let mut node = tokio::process::Command::new("node")
         .arg(browser_dir().join("console.mjs"))
-        .arg(format!("http://{addr}/stores/S1#token={TOKEN}"))
+        .arg(format!("http://{addr}/stores/{STORE}"))
+        .arg(TOKEN)
         .arg(&screenshot)
+        .arg("€")
         .current_dir(browser_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -98,13 +107,14 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
             .context("the browser script said nothing in time")??
             .context("the browser script ended early (see its stderr above)")
     };
+    assert_eq!(next_line(&mut lines).await?, "FORM_KEPT");
     assert_eq!(next_line(&mut lines).await?, "READY");
 
     // The warehouse fails the reorder: the offer is pushed to the open page.
-    let mut outcome = failed("S1", "GOLD-14", 1, "supplier out of stock");
+    let mut outcome = failed(STORE, "GOLD-14", 1, "supplier out of stock");
     outcome.reorder_id = req.reorder_id.clone();
     let responses = env.tail(FLOOR_RESPONSES)?;
-    env.publish(WAREHOUSE_REORDER_OUTCOMES, "S1", &outcome)
+    env.publish(WAREHOUSE_REORDER_OUTCOMES, STORE, &outcome)
         .await?;
     let (issued, _) = env
         .tail(FLOOR_OFFERS)?
@@ -112,8 +122,6 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
         .await?;
     let accepted = next_line(&mut lines).await?;
     assert_eq!(accepted, format!("ACCEPTED {}", issued.offer_id));
-    let status = tokio::time::timeout(WAIT, node.wait()).await??;
-    assert!(status.success(), "browser script failed: {status}");
     assert!(
         screenshot.exists(),
         "no screenshot at {}",
@@ -131,7 +139,21 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
             resp.sku.as_str(),
             resp.channel.as_str()
         ),
-        ("S1", "GOLD-14", "console")
+        (STORE, "GOLD-14", "console")
     );
+
+    // The channel restarts with new tokens: the open page's token is refused and it asks again.
+    channel.stop().await?;
+    let rotated = format!("{STORE}=rotated-token-of-{STORE}");
+    let channel = env.spawn(
+        "floor-channel",
+        &[("HTTP_ADDR", &addr), ("STORE_TOKENS", &rotated)],
+    )?;
+    wait_http(&format!("http://{addr}/stores/{STORE}"), WAIT)
+        .await
+        .with_context(|| format!("restarted floor-channel log: {}", channel.log.display()))?;
+    assert_eq!(next_line(&mut lines).await?, "ASKED_AGAIN");
+    let status = tokio::time::timeout(WAIT, node.wait()).await??;
+    assert!(status.success(), "browser script failed: {status}");
     Ok(())
 }

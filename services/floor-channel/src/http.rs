@@ -30,6 +30,15 @@ use crate::now_ms;
 /// The console: one page, CSS and JS inline, shipped inside the binary.
 const CONSOLE: &str = include_str!("console.html");
 
+/// Where the page takes its settings from (an attribute of `<html>`).
+const CURRENCY_SLOT: &str = "__FLOOR_CURRENCY__";
+
+/// The console page with its settings filled in (`currency` is an ISO 4217 code, checked at
+/// start, so it needs no escaping).
+pub fn console_page(currency: &str) -> String {
+    CONSOLE.replace(CURRENCY_SLOT, currency)
+}
+
 /// Longest free text accepted in an answer.
 const MAX_TEXT: usize = 500;
 
@@ -48,6 +57,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Ends the streams at shutdown (so the server can drain).
     pub shutdown: CancellationToken,
+    /// The console page ([`console_page`]).
+    pub console: Arc<str>,
 }
 
 pub fn router(app: App) -> Router {
@@ -79,7 +90,7 @@ async fn index() -> Html<&'static str> {
     )
 }
 
-async fn console() -> Response {
+async fn console(State(app): State<App>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -89,7 +100,7 @@ async fn console() -> Response {
                 "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
             ),
         ],
-        CONSOLE,
+        app.console.to_string(),
     )
         .into_response()
 }
@@ -305,6 +316,14 @@ async fn stream(State(app): State<App>, Path(store): Path<String>, headers: Head
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_page_gets_the_currency() {
+        assert_eq!(super::CONSOLE.matches(super::CURRENCY_SLOT).count(), 1);
+        let page = super::console_page("GBP");
+        assert!(page.contains("data-currency=\"GBP\""), "the slot moved");
+        assert!(!page.contains(super::CURRENCY_SLOT));
+    }
+
     /// Every route of the router is documented in the OpenAPI file.
     #[test]
     fn openapi_documents_every_route() {

@@ -39,6 +39,20 @@ fn secret(s: &str) -> Result<Secret, String> {
     Ok(Secret(s.to_owned()))
 }
 
+/// The currency of gift values when `FLOOR_CURRENCY` is not set.
+pub const DEFAULT_CURRENCY: &str = "EUR";
+
+/// An ISO 4217 code: three capital letters (also what keeps the page's markup safe).
+pub fn currency(s: &str) -> Result<String, String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "expected an ISO 4217 currency code of three capital letters such as EUR, not {s:?}"
+        ))
+    }
+}
+
 /// Settings of the floor channel. Every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -61,6 +75,10 @@ pub struct Config {
     /// Secret: webhooks, a JSON array of `{"store":"S1","url":"https://...","format":"slack"|"json","secret":"..."}`.
     #[arg(long, env = "WEBHOOKS", default_value = "", value_parser = secret, hide_env_values = true, hide_default_value = true)]
     pub webhooks: Secret,
+
+    /// Currency of the gift values on the console (ISO 4217 code, shown e.g. as €13.99).
+    #[arg(long, env = "FLOOR_CURRENCY", default_value = DEFAULT_CURRENCY, value_parser = currency)]
+    pub currency: String,
 
     #[command(flatten)]
     pub delivery: Delivery,
@@ -111,8 +129,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     if config.delivery.max_attempts == 0 {
         anyhow::bail!("WEBHOOK_MAX_ATTEMPTS must be at least 1");
     }
+    currency(&config.currency).map_err(|e| anyhow::anyhow!("FLOOR_CURRENCY: {e}"))?;
     shelfguard_runtime::preflight::reach(&config.kafka).await?;
-    info!(stores = ?tokens.stores(), webhooks = targets.0.len(), "floor channel starting");
+    info!(stores = ?tokens.stores(), webhooks = targets.0.len(), currency = config.currency, "floor channel starting");
     let metrics = metrics::Metrics::get();
     let health = Health::spawn(&config.kafka.health_addr, &shutdown);
     // `shelfguard_ready{service="floor-channel"}`, like the pipeline services (alerts use it).
@@ -171,6 +190,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .topic(shelfguard_events::topics::FLOOR_RESPONSES),
         metrics,
         shutdown: shutdown.clone(),
+        console: Arc::from(http::console_page(&config.currency)),
     };
     let mut server = tokio::spawn(http::serve(config.http_addr.clone(), app, shutdown.clone()));
     // Either part failing stops the service (the orchestrator restarts it); shutdown stops both.
@@ -185,4 +205,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let first = first.context("floor-channel task")?;
     let other = other.await.context("floor-channel task")?;
     first.and(other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("floor-channel").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_currency_defaults_to_eur_and_must_be_an_iso_code() {
+        // Not from the environment of whoever runs the tests.
+        if std::env::var_os("FLOOR_CURRENCY").is_none() {
+            assert_eq!(parse(&[]).unwrap().currency, "EUR");
+        }
+        assert_eq!(parse(&["--currency", "GBP"]).unwrap().currency, "GBP");
+        for bad in ["eur", "EURO", "E", "", "E<R"] {
+            let e = parse(&["--currency", bad]).unwrap_err().to_string();
+            assert!(e.contains("three capital letters"), "{bad:?}: {e}");
+        }
+    }
 }

@@ -6,3 +6,4 @@
 //! warehouse simulator, and prints every offer as it reaches the floor staff channel.
 pub mod broker;
 pub mod console;
+pub mod lan;

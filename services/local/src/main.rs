@@ -33,9 +33,13 @@ struct Cli {
     /// Seconds before inventory asks again after a failed reorder (short, so failures pile up visibly).
     #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 10)]
     reorder_retry_after_secs: i64,
-    /// Address of the floor staff console and API (the URLs with tokens are printed at start).
+    /// Address of the floor staff console and API (the URLs with tokens are printed at start);
+    /// `0.0.0.0:8081` lets phones on the same network open it.
     #[arg(long, env = "FLOOR_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     floor_http_addr: String,
+    /// Currency of the gift values on the console (ISO 4217 code).
+    #[arg(long, env = "FLOOR_CURRENCY", default_value = shelfguard_floor_channel::DEFAULT_CURRENCY, value_parser = shelfguard_floor_channel::currency)]
+    floor_currency: String,
     #[command(flatten)]
     sim: shelfguard_simulator::SimConfig,
     /// Passed to every client (prefix, options, batching); bootstrap comes from above.
@@ -138,6 +142,7 @@ async fn main() -> Result<()> {
                 .join(","),
         ),
         webhooks: Default::default(),
+        currency: cli.floor_currency.clone(),
         delivery: Default::default(),
     };
     tasks.spawn(named(
@@ -155,11 +160,15 @@ async fn main() -> Result<()> {
     println!(
         "Floor staff consoles (open on a phone or a browser; the token is kept by the device):"
     );
+    let urls = shelfguard_local::lan::console_urls(
+        &cli.floor_http_addr,
+        shelfguard_local::lan::lan_ipv4(),
+    );
     for (store, token) in &stores {
-        println!(
-            "  {store}: http://{}/stores/{store}#token={token}",
-            cli.floor_http_addr
-        );
+        println!("  {store}: {}/stores/{store}#token={token}", urls.base);
+    }
+    if let Some(note) = urls.note {
+        println!("{note}");
     }
 
     let mut failed = false;
