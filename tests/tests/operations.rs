@@ -395,12 +395,18 @@ async fn without_a_broker_a_service_stops_at_start_with_one_line_and_a_running_o
                 ("STORE_TOKENS", "S1=unreachable-token"),
             ],
         )?;
-        assert!(svc.wait_exit(Duration::from_secs(15)).await?, "{service} exited with success");
+        assert!(
+            svc.wait_exit(Duration::from_secs(15)).await?,
+            "{service} exited with success"
+        );
         let log = std::fs::read_to_string(&svc.log)?;
         let said = complaints(&log);
         assert_eq!(said.len(), 1, "{service}: one line, got:\n{log}");
         assert!(said[0].contains(&nowhere), "{service}: {log}");
-        assert!(said[0].contains("KAFKA_BOOTSTRAP_SERVERS"), "{service}: {log}");
+        assert!(
+            said[0].contains("KAFKA_BOOTSTRAP_SERVERS"),
+            "{service}: {log}"
+        );
     }
 
     // Running, then the broker goes away: not ready, and still running.
@@ -428,6 +434,9 @@ async fn without_a_broker_a_service_stops_at_start_with_one_line_and_a_running_o
         metrics.contains("shelfguard_ready{service=\"stockout-detector\"} 0"),
         "{metrics}"
     );
-    assert!(svc.is_running(), "a running service does not exit for a lost broker");
+    assert!(
+        svc.is_running(),
+        "a running service does not exit for a lost broker"
+    );
     Ok(())
 }

@@ -1,8 +1,10 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     shelfguard_runtime::telemetry::init();
     let config = shelfguard_floor_channel::Config::parse();
-    shelfguard_floor_channel::run(config, shelfguard_runtime::shutdown::on_signals()).await
+    shelfguard_runtime::telemetry::exit(
+        shelfguard_floor_channel::run(config, shelfguard_runtime::shutdown::on_signals()).await,
+    )
 }

@@ -86,7 +86,11 @@ pub async fn follow(kafka: &KafkaArgs, shutdown: CancellationToken) -> Result<()
                     if e.occurred_at_ms < started_ms {
                         println!("[restored] {}", render(&e));
                     } else {
-                        println!("[+{:>5.1}s] {}", started.elapsed().as_secs_f64(), render(&e));
+                        println!(
+                            "[+{:>5.1}s] {}",
+                            started.elapsed().as_secs_f64(),
+                            render(&e)
+                        );
                     }
                 }
                 Ok(_) => {}

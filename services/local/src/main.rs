@@ -48,8 +48,12 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     telemetry::init();
+    telemetry::exit(run().await)
+}
+
+async fn run() -> Result<()> {
     let mut cli = Cli::parse();
     let shutdown = shutdown::on_signals();
     let _broker = match &cli.kafka_bootstrap_servers {

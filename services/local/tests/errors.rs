@@ -76,7 +76,10 @@ async fn a_bad_storage_url_lists_the_accepted_forms() -> anyhow::Result<()> {
         let (ok, took, text) = run(&[("BROKER_STORAGE", bad), ("BROKER_PORT", "0")]).await?;
         assert!(!ok, "{bad}: {text}");
         assert!(took < Duration::from_secs(10), "{bad}: took {took:?}");
-        assert!(text.contains("BROKER_STORAGE") || text.contains("--broker-storage"), "{bad}: {text}");
+        assert!(
+            text.contains("BROKER_STORAGE") || text.contains("--broker-storage"),
+            "{bad}: {text}"
+        );
         assert!(text.contains("memory://tansu/"), "{bad}: {text}");
         assert!(text.contains("sqlite://FILE.db"), "{bad}: {text}");
         assert!(!text.contains("Url {"), "no debug struct: {text}");

@@ -27,3 +27,15 @@ pub fn init() {
         builder.try_init()
     };
 }
+
+/// A binary's exit: an error is logged as one line (its causes joined with `: `, no backtrace,
+/// in JSON with `LOG_FORMAT=json`) and the process exits with status 1.
+pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

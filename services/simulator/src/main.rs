@@ -17,13 +17,15 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     shelfguard_runtime::telemetry::init();
     let cli = Cli::parse();
-    shelfguard_simulator::run(
-        &cli.kafka,
-        cli.sim,
-        shelfguard_runtime::shutdown::on_signals(),
+    shelfguard_runtime::telemetry::exit(
+        shelfguard_simulator::run(
+            &cli.kafka,
+            cli.sim,
+            shelfguard_runtime::shutdown::on_signals(),
+        )
+        .await,
     )
-    .await
 }

@@ -1,8 +1,10 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     shelfguard_runtime::telemetry::init();
     let config = shelfguard_stockout_detector::Config::parse();
-    shelfguard_stockout_detector::run(config, shelfguard_runtime::shutdown::on_signals()).await
+    shelfguard_runtime::telemetry::exit(
+        shelfguard_stockout_detector::run(config, shelfguard_runtime::shutdown::on_signals()).await,
+    )
 }
