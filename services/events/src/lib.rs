@@ -2,6 +2,7 @@
 #![allow(clippy::all)]
 
 pub mod limits;
+pub mod time;
 pub mod topics;
 pub mod validate;
 

@@ -85,6 +85,13 @@ pub struct SimConfig {
     /// Seconds between two summary log lines.
     #[arg(long, env = "SIM_SUMMARY_EVERY_SECS", default_value_t = 10)]
     pub summary_every_secs: u64,
+
+    /// Every this many seconds, new trouble in one store (round robin): the shelf of a SKU not
+    /// troubled yet is written off (a SHRINK of every unit: "water damage") and the warehouse
+    /// fails its next reorders, so stockouts and offers keep coming for as long as it runs.
+    /// 0 turns it off (only the troubled SKUs of the start).
+    #[arg(long, env = "SIM_NEW_TROUBLE_EVERY_SECS", default_value_t = 20)]
+    pub new_trouble_every_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -97,6 +104,7 @@ impl Default for SimConfig {
             fail_times: 3,
             delivery_delay_secs: 15,
             summary_every_secs: 10,
+            new_trouble_every_secs: 20,
         }
     }
 }
@@ -387,9 +395,28 @@ pub async fn run_with(
             .unwrap_or(i64::MAX / 2),
     };
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+    let (trouble_tx, trouble_rx) = tokio::sync::mpsc::unbounded_channel();
+    let next_trouble: Vec<Vec<usize>> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            catalog::pick_troubled(&world.catalog, world.cfg.seed, i, world.catalog.len())
+                .iter()
+                .filter_map(|sku| world.sku_index.get(sku).copied())
+                .filter(|sku| !s.troubled.contains(sku))
+                .collect()
+        })
+        .collect();
     tasks.spawn(run_warehouse(
         Arc::clone(&world),
         Warehouse::new(policy, troubled),
+        trouble_rx,
+        stop.clone(),
+    ));
+    tasks.spawn(run_trouble(
+        Arc::clone(&world),
+        next_trouble,
+        trouble_tx,
         stop.clone(),
     ));
     tasks.spawn(run_summary(Arc::clone(&world), stop.clone()));
@@ -497,6 +524,7 @@ async fn run_store(
 async fn run_warehouse(
     world: Arc<World>,
     mut warehouse: Warehouse,
+    mut new_trouble: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     stop: CancellationToken,
 ) -> Result<()> {
     let consumer: StreamConsumer = world
@@ -512,6 +540,10 @@ async fn run_warehouse(
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
+            Some((store, sku)) = new_trouble.recv() => {
+                warehouse.add_troubled(store, sku);
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let m = match message {
@@ -541,6 +573,66 @@ async fn run_warehouse(
         warn!(error = %e, "committing reorder request offsets on shutdown");
     }
     Ok(())
+}
+
+/// New trouble every `new_trouble_every_secs`, one store after the other: the next SKU of the
+/// store's list is written off the shelf (SHRINK of every unit) and the warehouse is told to fail
+/// its next reorders. Stops when every store's list is used up.
+async fn run_trouble(
+    world: Arc<World>,
+    mut next: Vec<Vec<usize>>,
+    warehouse: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    stop: CancellationToken,
+) -> Result<()> {
+    if world.cfg.new_trouble_every_secs == 0 {
+        return Ok(());
+    }
+    let every = Duration::from_secs(world.cfg.new_trouble_every_secs);
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stores: Vec<String> = (0..next.len()).map(store_id).collect();
+    let mut turn = 0usize;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        if next.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        let (st, sku) = loop {
+            let st = turn % next.len();
+            turn += 1;
+            if !next[st].is_empty() {
+                break (st, next[st].remove(0));
+            }
+        };
+        let written_off = {
+            let mut shelves = world.shelves.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut shelves[st][sku])
+        };
+        let product = &world.catalog[sku];
+        let _ = warehouse.send((stores[st].clone(), product.sku.clone()));
+        info!(store = %stores[st], sku = %product.sku, written_off, "new trouble: shelf written off, the warehouse will fail its next reorders");
+        if written_off > 0 {
+            let m = StockMovement {
+                event_id: uuid::Uuid::new_v4().to_string(),
+                occurred_at_ms: now_ms(),
+                store_id: stores[st].clone(),
+                sku: product.sku.clone(),
+                kind: MovementKind::Shrink as i32,
+                quantity: written_off,
+                note: "water damage: every unit on the shelf written off".to_owned(),
+            };
+            world
+                .publish(
+                    topics::STORE_STOCK_MOVEMENTS,
+                    &stores[st],
+                    &m.encode_to_vec(),
+                )
+                .await;
+        }
+    }
 }
 
 /// Publishes one warehouse record when it is due; a receipt also refills the shelf.

@@ -87,6 +87,12 @@ impl Warehouse {
         }
     }
 
+    /// From now on, the first `fail_times` reorders of (store, sku) fail (new trouble).
+    pub fn add_troubled(&mut self, store_id: String, sku: String) {
+        self.failures.remove(&(store_id.clone(), sku.clone()));
+        self.troubled.insert((store_id, sku));
+    }
+
     pub fn is_troubled(&self, store_id: &str, sku: &str) -> bool {
         self.troubled
             .contains(&(store_id.to_owned(), sku.to_owned()))
@@ -248,6 +254,28 @@ mod tests {
         // The same SKU in another store is not troubled.
         let out = w.handle(&req("S-002", "PASTA-BASICS-500G", 1), NOW, &mut rng);
         assert_eq!(outcome(&out[0]).status, OutcomeStatus::Fulfilled as i32);
+    }
+
+    #[test]
+    fn new_trouble_fails_the_next_reorders_of_a_sku_that_shipped_before() {
+        let mut w = warehouse();
+        let mut rng = StdRng::seed_from_u64(1);
+        let status = |out: Vec<Scheduled>| outcome(&out[0]).status;
+        assert_eq!(
+            status(w.handle(&req("S-002", "RICE-GOLD-1000G", 1), NOW, &mut rng)),
+            OutcomeStatus::Fulfilled as i32
+        );
+        w.add_troubled("S-002".into(), "RICE-GOLD-1000G".into());
+        for n in 2..=4 {
+            assert_eq!(
+                status(w.handle(&req("S-002", "RICE-GOLD-1000G", n), NOW, &mut rng)),
+                OutcomeStatus::Failed as i32
+            );
+        }
+        assert_eq!(
+            status(w.handle(&req("S-002", "RICE-GOLD-1000G", 5), NOW, &mut rng)),
+            OutcomeStatus::Fulfilled as i32
+        );
     }
 
     #[test]

@@ -275,7 +275,10 @@ pub fn on_level(policy: &Policy, item: &mut DetectorItem, level: StockLevel) -> 
             let at = level.last_reorder.as_ref().map_or(0, |r| r.expected_at_ms);
             steps.push(close(
                 item,
-                format!("reorder fulfilled, goods expected at {at} (UTC ms)"),
+                format!(
+                    "reorder fulfilled, goods expected {}",
+                    shelfguard_events::time::utc_words(at)
+                ),
                 level.on_hand,
             ));
         }
