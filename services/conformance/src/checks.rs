@@ -61,7 +61,7 @@ impl Floor {
     }
 
     async fn offers(&self, store: &str) -> Result<Vec<Value>> {
-        let url = format!("{}/api/stores/{store}/offers", self.base);
+        let url = format!("{}/api/stores/{}/offers", self.base, segment(store));
         let r = self
             .client
             .get(&url)
@@ -89,10 +89,8 @@ impl Floor {
         loop {
             match self.offers(store).await {
                 Ok(list) => {
-                    if let Some(o) = list.iter().find(|o| o["offer_id"] == offer_id) {
-                        if pred(o) {
-                            return Ok(o.clone());
-                        }
+                    if let Some(o) = list.iter().find(|o| o["offer_id"] == offer_id && pred(o)) {
+                        return Ok(o.clone());
                     }
                     last = list;
                 }
@@ -110,7 +108,13 @@ impl Floor {
     }
 
     async fn answer(&self, store: &str, offer_id: &str, body: Value) -> Result<(u16, Value)> {
-        let url = format!("{}/api/stores/{store}/offers/{offer_id}/answer", self.base);
+        // Offer ids contain `/`: one path segment, percent-encoded.
+        let url = format!(
+            "{}/api/stores/{}/offers/{}/answer",
+            self.base,
+            segment(store),
+            segment(offer_id)
+        );
         let r = self
             .client
             .post(&url)
@@ -120,7 +124,11 @@ impl Floor {
             .await
             .with_context(|| format!("POST {url}"))?;
         let status = r.status().as_u16();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+        let text = r.text().await.unwrap_or_default();
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 }
 
@@ -138,6 +146,19 @@ pub struct Ctx {
     made: Mutex<Vec<(String, String)>>,
     /// SKUs this run published: retired at the end.
     products: Mutex<Vec<String>>,
+}
+
+/// Percent-encodes one URL path segment (everything but the unreserved characters).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 pub fn now_ms() -> i64 {
@@ -247,7 +268,7 @@ impl Ctx {
             event_id: self.event_id(),
             occurred_at_ms: now_ms(),
             sku: sku.into(),
-            name: format!("{brand} {family}"),
+            name: format!("{brand} {}", family.replace('-', " ")),
             brand: brand.into(),
             family: format!("{family}-{}", self.run),
             size: Some(Size {
@@ -326,7 +347,10 @@ impl Ctx {
                 })
                 .await?;
             if l.on_hand != *units {
-                bail!("{sku} counted at {units}, stock level says on_hand {}", l.on_hand);
+                bail!(
+                    "{sku} counted at {units}, stock level says on_hand {}",
+                    l.on_hand
+                );
             }
         }
         Ok(())
@@ -414,9 +438,11 @@ impl Ctx {
             self.retry_after_ms / 1000
         ));
         let l = self
-            .level(deadline, &format!("of {small} with 3 failed reorders"), |l| {
-                l.sku == small && l.failed_reorders_7d == 3
-            })
+            .level(
+                deadline,
+                &format!("of {small} with 3 failed reorders"),
+                |l| l.sku == small && l.failed_reorders_7d == 3,
+            )
             .await?;
         log.push(format!(
             "{INVENTORY_STOCK_LEVELS}: {small} on_hand {} failed_reorders_7d {}",
@@ -460,7 +486,10 @@ impl Ctx {
         if status != 202 {
             bail!("POST .../answer accept answered {status}: {body}");
         }
-        log.push(format!("API POST .../offers/{}/answer accept: {status}", e.offer_id));
+        log.push(format!(
+            "API POST .../offers/{}/answer accept: {status}",
+            e.offer_id
+        ));
         let acc = self
             .offers
             .find_msg(
@@ -641,7 +670,9 @@ impl Ctx {
             .find(
                 deadline,
                 |m| m.key() == Some(store),
-                |m| (m.key() == Some(store) && m.payload() == Some(&garbage[..])).then(|| m.clone()),
+                |m| {
+                    (m.key() == Some(store) && m.payload() == Some(&garbage[..])).then(|| m.clone())
+                },
             )
             .await
             .with_context(|| format!("no dead letter of the garbage on {INVENTORY_DLQ}"))?;
@@ -710,11 +741,7 @@ impl Ctx {
             }
         }
         for sku in &products {
-            if let Err(e) = self
-                .producer
-                .publish_raw(CATALOG_PRODUCTS, sku, None)
-                .await
-            {
+            if let Err(e) = self.producer.publish_raw(CATALOG_PRODUCTS, sku, None).await {
                 problems.push(format!("{e:#}"));
             }
         }

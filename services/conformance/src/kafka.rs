@@ -109,7 +109,9 @@ impl Cluster {
             let (_, high) = meta
                 .fetch_watermarks(&topic, p, within)
                 .with_context(|| format!("end offset of {topic}/{p}"))?;
-            tpl.add_partition_offset(&topic, p, Offset::Offset(high))?;
+            // An absolute offset, never a logical "end" (resolved later, it could skip records
+            // published in between).
+            tpl.add_partition_offset(&topic, p, Offset::Offset(high.max(0)))?;
         }
         let consumer: StreamConsumer = self
             .client("shelfguard-conformance-reader")
@@ -143,12 +145,13 @@ impl Producer {
     /// Publishes `value` (None: a tombstone) and waits for the broker's acknowledgement.
     pub async fn publish_raw(&self, base: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
         let topic = self.cluster.topic(base);
-        let mut rec = FutureRecord::<str, [u8]>::to(&topic)
-            .key(key)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: "shelfguard.conformance",
-                value: Some("1"),
-            }));
+        let mut rec =
+            FutureRecord::<str, [u8]>::to(&topic)
+                .key(key)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "shelfguard.conformance",
+                    value: Some("1"),
+                }));
         if let Some(v) = value {
             rec = rec.payload(v);
         }
@@ -179,12 +182,13 @@ impl Reader {
     ) -> Result<T> {
         {
             let mut kept = self.kept.lock().map_err(|_| anyhow!("reader poisoned"))?;
-            if let Some(i) = kept.iter().position(|m| pick(m).is_some()) {
-                if let Some(m) = kept.remove(i) {
-                    if let Some(t) = pick(&m) {
-                        return Ok(t);
-                    }
-                }
+            if let Some(t) = kept
+                .iter()
+                .position(|m| pick(m).is_some())
+                .and_then(|i| kept.remove(i))
+                .and_then(|m| pick(&m))
+            {
+                return Ok(t);
             }
         }
         loop {

@@ -30,7 +30,11 @@ use kafka::{Cluster, KafkaOptions, parse_options};
 )]
 pub struct Config {
     /// Kafka bootstrap servers of the deployment.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
     pub bootstrap_servers: String,
 
     /// Extra librdkafka settings, `k=v,k=v` (TLS, SASL). Never printed.
@@ -164,7 +168,10 @@ pub async fn run(config: &Config, out: &mut (dyn FnMut(&str) + Send)) -> Result<
             "shelfguard conformance kit, run {run_id}: store {store}, topic prefix {:?}, bootstrap {}, floor channel {}",
             config.topic_prefix,
             config.bootstrap_servers,
-            config.floor_url.as_deref().unwrap_or("(none: --floor-url not given)")
+            config
+                .floor_url
+                .as_deref()
+                .unwrap_or("(none: --floor-url not given)")
         ),
     );
     let limit = Duration::from_secs(config.timeout_secs.max(1));
