@@ -18,9 +18,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       -p shelfguard-stockout-detector \
       -p shelfguard-offer-generator \
       -p shelfguard-floor-channel \
+      -p shelfguard-conformance \
  && mkdir -p /out \
  && cp target/release/inventory target/release/stockout-detector target/release/offer-generator \
-       target/release/floor-channel /out/
+       target/release/floor-channel target/release/shelfguard-conformance /out/
 
 FROM debian:bookworm-slim AS runtime
 # libssl for TLS/SASL to the brokers, CA certificates for TLS and webhooks.

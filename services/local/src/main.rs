@@ -40,6 +40,10 @@ struct Cli {
     /// Currency of the gift values on the console (ISO 4217 code).
     #[arg(long, env = "FLOOR_CURRENCY", default_value = shelfguard_floor_channel::DEFAULT_CURRENCY, value_parser = shelfguard_floor_channel::currency)]
     floor_currency: String,
+    /// Where the logs go (appended); `-` writes them to the terminal instead. The terminal shows
+    /// the offers, a summary every 10 s and errors.
+    #[arg(long, env = "LOG_FILE", default_value = "shelfguard-local.log")]
+    log_file: String,
     #[command(flatten)]
     sim: shelfguard_simulator::SimConfig,
     /// Passed to every client (prefix, options, batching); bootstrap comes from above.
@@ -49,12 +53,17 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    telemetry::init();
-    telemetry::exit(run().await)
+    let cli = Cli::parse();
+    if cli.log_file == "-" {
+        telemetry::init();
+    } else if let Err(e) = telemetry::init_to_file(std::path::Path::new(&cli.log_file)) {
+        eprintln!("LOG_FILE: cannot write {}: {e}", cli.log_file);
+        return std::process::ExitCode::FAILURE;
+    }
+    telemetry::exit(run(cli).await)
 }
 
-async fn run() -> Result<()> {
-    let mut cli = Cli::parse();
+async fn run(mut cli: Cli) -> Result<()> {
     let shutdown = shutdown::on_signals();
     let _broker = match &cli.kafka_bootstrap_servers {
         Some(servers) => {
@@ -158,8 +167,14 @@ async fn run() -> Result<()> {
         shelfguard_local::console::follow(&kk, s).await
     }));
     println!(
-        "shelfguard is running on {}: offers for the floor staff appear below (Ctrl-C stops).",
-        k.bootstrap_servers
+        "shelfguard is running on {}: offers for the floor staff and a summary every 10 s appear \
+         below (Ctrl-C stops). Logs: {}",
+        k.bootstrap_servers,
+        if cli.log_file == "-" {
+            "this terminal"
+        } else {
+            cli.log_file.as_str()
+        }
     );
     println!(
         "Floor staff consoles (open on a phone or a browser; the token is kept by the device):"

@@ -12,6 +12,10 @@ async fn offers_appear_within_a_minute_and_it_stops_cleanly() -> anyhow::Result<
         .env("BROKER_PORT", "0")
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .env("RUST_LOG", "warn")
+        .env(
+            "LOG_FILE",
+            std::env::temp_dir().join(format!("shelfguard-local-{}.log", std::process::id())),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -10,6 +10,8 @@ async fn run(env: &[(&str, &str)]) -> anyhow::Result<(bool, Duration, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shelfguard-local"));
     cmd.env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .env("RUST_LOG", "info")
+        // Every log line on the terminal: the test sees all of them.
+        .env("LOG_FILE", "-")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

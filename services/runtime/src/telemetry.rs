@@ -39,3 +39,31 @@ pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
         }
     }
 }
+
+/// Logs to the file at `path` (appended; `RUST_LOG` filter as [`init`], no colours), and only
+/// errors to the terminal: for command 1, whose terminal shows offers and a live summary.
+pub fn init_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let to_file = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_filter(filter);
+    let to_terminal = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_filter(LevelFilter::ERROR);
+    let _ = tracing_subscriber::registry()
+        .with(to_file)
+        .with(to_terminal)
+        .try_init();
+    Ok(())
+}
