@@ -219,6 +219,62 @@ struct World {
 }
 
 impl World {
+    /// Whether an earlier run published stock movements (persistent broker storage).
+    async fn earlier_run(&self) -> bool {
+        let (kafka, topic) = (
+            self.kafka.clone(),
+            self.kafka.topic(topics::STORE_STOCK_MOVEMENTS),
+        );
+        tokio::task::spawn_blocking(move || {
+            let Ok(reader) = kafka
+                .reader(CLIENT_ID)
+                .create::<rdkafka::consumer::BaseConsumer>()
+            else {
+                return false;
+            };
+            let Ok(md) = reader.fetch_metadata(Some(&topic), Duration::from_secs(10)) else {
+                return false;
+            };
+            md.topics().iter().flat_map(|t| t.partitions()).any(|p| {
+                reader
+                    .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                    .is_ok_and(|(low, high)| high > low)
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Every store's opening count of every product.
+    async fn opening_counts(
+        &self,
+        stores: &[StorePlan],
+        shutdown: &CancellationToken,
+    ) -> Result<()> {
+        let mut counts = Vec::new();
+        for s in stores {
+            for (p, &quantity) in self.catalog.iter().zip(&s.opening) {
+                let m = StockMovement {
+                    event_id: uuid::Uuid::new_v4().to_string(),
+                    occurred_at_ms: now_ms(),
+                    store_id: s.id.clone(),
+                    sku: p.sku.clone(),
+                    kind: MovementKind::Count as i32,
+                    quantity,
+                    note: "opening count".to_owned(),
+                };
+                counts.push((s.id.clone(), m.encode_to_vec()));
+            }
+        }
+        if !self
+            .publish_all(topics::STORE_STOCK_MOVEMENTS, counts, shutdown)
+            .await?
+        {
+            info!("shutdown before the opening counts were published");
+        }
+        Ok(())
+    }
+
     /// Queues one record in the producer, waiting while its local queue is full.
     async fn enqueue(&self, base_topic: &str, key: &str, payload: &[u8]) -> Result<DeliveryFuture> {
         let topic = self.kafka.topic(base_topic);
@@ -357,27 +413,15 @@ pub async fn run_with(
         let _ = tx.send(());
     }
 
-    // 2. Opening counts, keyed by store id.
-    let mut counts = Vec::new();
-    for s in &stores {
-        for (p, &quantity) in world.catalog.iter().zip(&s.opening) {
-            let m = StockMovement {
-                event_id: uuid::Uuid::new_v4().to_string(),
-                occurred_at_ms: now_ms(),
-                store_id: s.id.clone(),
-                sku: p.sku.clone(),
-                kind: MovementKind::Count as i32,
-                quantity,
-                note: "opening count".to_owned(),
-            };
-            counts.push((s.id.clone(), m.encode_to_vec()));
-        }
+    // 2. Opening counts, keyed by store id; not again on a restart with persistent storage (the
+    // books go on from the earlier run: counting every shelf full again would withdraw the
+    // offers staff still see).
+    if world.earlier_run().await {
+        info!("stock movements of an earlier run found: opening counts not sent again");
+    } else {
+        world.opening_counts(&stores, &shutdown).await?;
     }
-    if !world
-        .publish_all(topics::STORE_STOCK_MOVEMENTS, counts, &shutdown)
-        .await?
-    {
-        info!("shutdown before the opening counts were published");
+    if shutdown.is_cancelled() {
         return Ok(());
     }
     info!(stores = stores.len(), "opening counts published");
@@ -576,7 +620,7 @@ async fn run_warehouse(
 }
 
 /// New trouble every `new_trouble_every_secs`, one store after the other: the next SKU of the
-/// store's list is written off the shelf (SHRINK of every unit) and the warehouse is told to fail
+/// store's list is written off the shelf (counted 0) and the warehouse is told to fail
 /// its next reorders. Stops when every store's list is used up.
 async fn run_trouble(
     world: Arc<World>,
