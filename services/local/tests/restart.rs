@@ -33,7 +33,11 @@ async fn stop(mut child: Child) -> anyhow::Result<String> {
         .arg(pid.to_string())
         .status()?;
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await??;
-    assert!(out.status.success(), "clean exit after SIGTERM, got {}", out.status);
+    assert!(
+        out.status.success(),
+        "clean exit after SIGTERM, got {}",
+        out.status
+    );
     Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -78,13 +82,19 @@ async fn a_restart_on_sqlite_is_quiet_shows_the_offers_as_restored_and_withdraws
     let stderr = stop(child).await?;
     let text = seen.join("\n");
     assert!(stderr.trim().is_empty(), "run 2 stderr: {stderr}");
-    let restored = seen.iter().filter(|l| l.starts_with("[restored] OFFER")).count();
+    let restored = seen
+        .iter()
+        .filter(|l| l.starts_with("[restored] OFFER"))
+        .count();
     assert!(restored >= 3, "run 1's offers shown as restored:\n{text}");
     let withdrawn: Vec<&String> = seen
         .iter()
         .filter(|l| !l.starts_with("[restored]") && l.contains("] WITHDRAWN"))
         .collect();
-    assert!(withdrawn.is_empty(), "withdrawn after the restart: {withdrawn:?}\n{text}");
+    assert!(
+        withdrawn.is_empty(),
+        "withdrawn after the restart: {withdrawn:?}\n{text}"
+    );
     let log = std::fs::read_to_string(dir.join("run2.log"))?;
     let errors: Vec<&str> = log
         .lines()

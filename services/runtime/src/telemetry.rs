@@ -5,7 +5,16 @@ use tracing_subscriber::EnvFilter;
 /// Services at info; librdkafka and the embedded broker (tansu, local runs only) at warn.
 pub const DEFAULT_FILTER: &str = "info,librdkafka=warn,rdkafka=warn,tansu_broker=warn,tansu_storage=warn,tansu_service=warn,tansu_sans_io=warn,tansu_schema=warn,tansu_auth=warn";
 
+/// When logging was set up: the process start, as near as a service can tell.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Time since [`init`] (or since the first call, without it).
+pub fn since_start() -> std::time::Duration {
+    STARTED.get_or_init(std::time::Instant::now).elapsed()
+}
+
 pub fn init() {
+    let _ = since_start();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
@@ -43,6 +52,7 @@ pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
 /// Logs to the file at `path` (appended; `RUST_LOG` filter as [`init`], no colours), and only
 /// errors to the terminal: for command 1, whose terminal shows offers and a live summary.
 pub fn init_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    let _ = since_start();
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
     let file = std::fs::OpenOptions::new()

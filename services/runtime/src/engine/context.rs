@@ -118,6 +118,9 @@ impl ConsumerContext for Ctx {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.flags.joined.store(true, Ordering::Relaxed);
+            // The coordinator just answered: connected, without waiting up to a second for the
+            // first statistics (an error or the next statistics say otherwise).
+            self.flags.connected.store(true, Ordering::Relaxed);
             self.flags.assigned.notify_one();
             info!(partitions = ?tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect::<Vec<_>>(), "partitions assigned");
         }

@@ -173,6 +173,9 @@ struct Loop<'a, P: Processor, O> {
     /// Catalogue base names of the inputs.
     inputs: Vec<&'static str>,
     producer: FutureProducer,
+    /// Writes restore markers only: not idempotent (a duplicate marker is harmless), so it is
+    /// ready at once, while the idempotent producer still waits for its producer id.
+    marker_producer: FutureProducer,
     consumer: StreamConsumer<Ctx>,
     flags: Flags,
     /// Full names of the changelog and the dead-letter topic.
@@ -209,6 +212,12 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         }
         let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
         let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
+        let marker_producer: FutureProducer = args
+            .client(&format!("{name}-restore-marker"))
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .create()
+            .context("creating restore marker producer")?;
         let link = Link::default();
         let flags = Flags {
             connected: link.connected(),
@@ -247,6 +256,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             name,
             inputs,
             producer,
+            marker_producer,
             consumer,
             flags,
             changelog: args.topic(processor.changelog()),
@@ -264,6 +274,14 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
     }
 
     fn set_ready(&self, v: bool) {
+        if v != self.health.is_ready() {
+            info!(
+                service = self.name,
+                ready = v,
+                since_start_ms = crate::telemetry::since_start().as_millis() as u64,
+                "readiness changed"
+            );
+        }
         self.health.set_ready(v);
         metrics::engine()
             .ready
@@ -359,7 +377,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         let restorer = Restorer {
             args: self.args,
             service: self.name,
-            producer: &self.producer,
+            producer: &self.marker_producer,
             changelog: &self.changelog,
         };
         for (q, restored) in restorer.restore_all::<P::State>(&missing).await? {

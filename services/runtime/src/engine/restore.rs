@@ -51,11 +51,25 @@ impl Restorer<'_> {
         )
         .await
         .context("writing restore marker")?;
+        let marker_ms = started.elapsed().as_millis() as u64;
         let reader: StreamConsumer = self
             .args
             .reader(&format!("{service}-restore"))
             .create()
             .context("creating restore reader")?;
+        // Learn the partition's leader before assigning: a reader assigned first waits for its
+        // metadata and backs off (about 0.5 s) before its first fetch.
+        let reader = {
+            let topic = changelog.to_owned();
+            tokio::task::spawn_blocking(move || {
+                reader
+                    .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                    .map(|_| reader)
+            })
+            .await
+            .context("restore reader")?
+            .context("changelog metadata")?
+        };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
         reader.assign(&tpl)?;
@@ -102,6 +116,7 @@ impl Restorer<'_> {
             held = state.held_records(),
             keys = state.slots.len(),
             millis = started.elapsed().as_millis() as u64,
+            marker_ms,
             "state restored"
         );
         Ok(state)
