@@ -157,9 +157,12 @@ impl Ledger {
     }
 
     fn levels(&self, sku: &str) -> (i32, i32) {
-        let p = self.catalog.get(sku);
-        let rp = p.as_ref().map_or(0, |p| p.reorder_point);
-        let up = p.as_ref().map_or(0, |p| p.order_up_to);
+        // Read in place: a clone of the product per event cost ~4 % of inventory's CPU.
+        let (rp, up) = self
+            .catalog
+            .read()
+            .get(sku)
+            .map_or((0, 0), |p| (p.reorder_point, p.order_up_to));
         let rp = if rp > 0 {
             rp
         } else {

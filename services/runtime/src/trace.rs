@@ -30,10 +30,15 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 fn random_hex(bytes: usize) -> String {
+    // One random number and one formatting per id (this runs for every record).
     loop {
-        let s: String = (0..bytes)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
+        let s = match bytes {
+            8 => format!("{:016x}", rand::random::<u64>()),
+            16 => format!("{:032x}", rand::random::<u128>()),
+            _ => (0..bytes)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect(),
+        };
         // All-zero ids are invalid in W3C trace context.
         if s.bytes().any(|b| b != b'0') {
             return s;
