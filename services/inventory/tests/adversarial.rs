@@ -214,7 +214,7 @@ proptest! {
                 let s = &slot.state;
                 prop_assert!(s.on_hand >= 0 && s.unaccounted >= 0 && s.on_order >= 0, "{k}: {s:?}");
                 prop_assert!(slot.encoded_len() <= MAX_STATE_BYTES, "{k}: {} bytes", slot.encoded_len());
-                prop_assert!(slot.recent.iter().all(|id| id.len() <= 256));
+                prop_assert!(slot.recent.len() <= shelfguard_runtime::state::RECENT_IDS);
             }
         }
     }

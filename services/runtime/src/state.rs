@@ -1,5 +1,6 @@
 //! Per-partition keyed state with the bookkeeping that makes replays idempotent.
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prost::Message;
 use shelfguard_events::state::{Applied, Entry, Held};
@@ -11,14 +12,42 @@ use shelfguard_events::limits::MAX_DERIVED_ID_BYTES;
 /// How many event ids each key remembers for de-duplication.
 pub const RECENT_IDS: usize = shelfguard_events::limits::RECENT_EVENT_IDS;
 
+/// The 64-bit FNV-1a hash of an event id: what a key remembers of it (8 bytes, not the id).
+/// Stable across versions and processes (it is in the changelog). Two different ids of one key
+/// within its last [`RECENT_IDS`] events collide with a chance of about 2^-61.
+pub fn id_hash(event_id: &str) -> u64 {
+    event_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Topic names shared by every key that names them (a handful of input topics), instead of a
+/// string per key.
+fn intern(topic: &str) -> Arc<str> {
+    static NAMES: OnceLock<Mutex<HashMap<String, Arc<str>>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.get(topic) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(topic);
+    // Input topics are few; anything past this is not kept for sharing (still correct).
+    if names.len() < 1024 {
+        names.insert(topic.to_owned(), n.clone());
+    }
+    n
+}
+
 /// One key's state and how far each input has been applied to it.
 #[derive(Debug, Clone, Default)]
 pub struct Slot<S> {
     pub state: S,
     /// (input topic base name, last applied offset) in this partition.
-    pub applied: Vec<(String, i64)>,
-    /// Latest event ids applied, newest last, at most [`RECENT_IDS`].
-    pub recent: Vec<String>,
+    pub applied: Vec<(Arc<str>, i64)>,
+    /// Hashes ([`id_hash`]) of the latest event ids applied, newest last, at most [`RECENT_IDS`].
+    pub recent: Vec<u64>,
     /// Records waiting to be applied to this key, in arrival order (see
     /// [`crate::Processor::waiting`]), at most [`crate::step::MAX_HELD`].
     pub held: Vec<Held>,
@@ -36,9 +65,13 @@ pub enum Admission {
 
 impl<S: Message + Default> Slot<S> {
     pub fn admit(&self, topic: &str, offset: i64, event_id: &str) -> Admission {
-        if self.applied.iter().any(|(t, o)| t == topic && offset <= *o) {
+        if self
+            .applied
+            .iter()
+            .any(|(t, o)| &**t == topic && offset <= *o)
+        {
             Admission::Redelivered
-        } else if !event_id.is_empty() && self.recent.iter().any(|e| e == event_id) {
+        } else if !event_id.is_empty() && self.recent.contains(&id_hash(event_id)) {
             Admission::Duplicate
         } else {
             Admission::Apply
@@ -47,20 +80,21 @@ impl<S: Message + Default> Slot<S> {
 
     /// Records that the event at `offset` of `topic` has been applied (or skipped as a duplicate).
     pub fn mark(&mut self, topic: &str, offset: i64, event_id: &str) {
-        match self.applied.iter_mut().find(|(t, _)| t == topic) {
+        match self.applied.iter_mut().find(|(t, _)| &**t == topic) {
             Some((_, o)) => *o = (*o).max(offset),
-            None => self.applied.push((topic.to_owned(), offset)),
+            None => self.applied.push((intern(topic), offset)),
         }
-        // Validation keeps ids short; an id past the limit is still never kept (a key's state
-        // stays bounded by construction).
+        // Validation keeps ids short; an id past the limit is still never kept (as before the
+        // ids were hashed: the same ids are recognised).
+        let h = id_hash(event_id);
         if !event_id.is_empty()
             && event_id.len() <= MAX_DERIVED_ID_BYTES
-            && !self.recent.iter().any(|e| e == event_id)
+            && !self.recent.contains(&h)
         {
             if self.recent.len() == RECENT_IDS {
                 self.recent.remove(0);
             }
-            self.recent.push(event_id.to_owned());
+            self.recent.push(h);
         }
     }
 
@@ -86,7 +120,12 @@ impl<S: Message + Default> Slot<S> {
                     field(topic + offset(*o))
                 })
                 .sum::<usize>()
-            + self.recent.iter().map(|e| field(e.len())).sum::<usize>()
+            + if self.recent.is_empty() {
+                0
+            } else {
+                let n = self.recent.len() * 8;
+                key_len(5) + encoded_len_varint(n as u64) + n
+            }
             + self
                 .held
                 .iter()
@@ -101,12 +140,13 @@ impl<S: Message + Default> Slot<S> {
                 .applied
                 .iter()
                 .map(|(t, o)| Applied {
-                    topic: t.clone(),
+                    topic: t.to_string(),
                     offset: *o,
                 })
                 .collect(),
-            recent_event_ids: self.recent.clone(),
+            recent_event_ids: Vec::new(),
             held: self.held.clone(),
+            recent_event_hashes: self.recent.clone(),
         }
         .encode_to_vec()
     }
@@ -115,8 +155,19 @@ impl<S: Message + Default> Slot<S> {
         let e = Entry::decode(bytes)?;
         Ok(Self {
             state: S::decode(e.state.as_slice())?,
-            applied: e.applied.into_iter().map(|a| (a.topic, a.offset)).collect(),
-            recent: e.recent_event_ids,
+            applied: e
+                .applied
+                .into_iter()
+                .map(|a| (intern(&a.topic), a.offset))
+                .collect(),
+            recent: {
+                // Records of earlier versions carry the ids themselves.
+                let mut r: Vec<u64> = e.recent_event_ids.iter().map(|i| id_hash(i)).collect();
+                r.extend(e.recent_event_hashes);
+                let excess = r.len().saturating_sub(RECENT_IDS);
+                r.drain(..excess);
+                r
+            },
             held: e.held,
         })
     }
@@ -214,7 +265,7 @@ mod tests {
             s.mark("t", i, &format!("e{i}"));
         }
         assert_eq!(s.recent.len(), RECENT_IDS);
-        assert_eq!(s.recent.last().unwrap(), "e19");
+        assert_eq!(*s.recent.last().unwrap(), id_hash("e19"));
         s.state.on_hand = 7;
         assert_eq!(s.encoded_len(), s.encode().len());
         s.held.push(Held {
@@ -228,9 +279,29 @@ mod tests {
         assert_eq!(s.encoded_len(), s.encode().len());
         let back = Slot::<InventoryItem>::decode(&s.encode()).unwrap();
         assert_eq!(back.state.on_hand, 7);
-        assert_eq!(back.applied, vec![("t".to_string(), 19)]);
+        assert_eq!(back.applied, vec![(Arc::from("t"), 19)]);
         assert_eq!(back.recent, s.recent);
         assert_eq!(back.held, s.held);
+    }
+
+    #[test]
+    fn records_of_earlier_versions_with_the_ids_themselves_are_read() {
+        let old = Entry {
+            recent_event_ids: (0..10).map(|i| format!("e{i}")).collect(),
+            ..Entry::default()
+        }
+        .encode_to_vec();
+        let s = Slot::<InventoryItem>::decode(&old).unwrap();
+        assert_eq!(s.recent.len(), RECENT_IDS);
+        assert_eq!(s.admit("t", 1, "e9"), Admission::Duplicate);
+        assert_eq!(
+            s.admit("t", 1, "e1"),
+            Admission::Apply,
+            "the oldest two are gone"
+        );
+        // FNV-1a test vectors.
+        assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]
