@@ -244,10 +244,15 @@ mod tests {
     #[test]
     fn webhook_tries_and_timeout_below_one_are_refused_at_start() {
         for arg in ["--max-attempts=0", "--timeout-ms=0"] {
-            let e = parse(&[arg]).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = parse(&[arg])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains("not in 1.."), "{arg}: {e:?}");
         }
-        let d = parse(&["--max-attempts=1", "--timeout-ms=1"]).unwrap().delivery;
+        let d = parse(&["--max-attempts=1", "--timeout-ms=1"])
+            .unwrap()
+            .delivery;
         assert_eq!((d.max_attempts, d.timeout_ms), (1, 1));
         let parsed = parse(&[]).unwrap().delivery;
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Delivery::default()));

@@ -76,7 +76,10 @@ fn quantity(s: &str) -> Result<i32, String> {
     if (0..=shelfguard_events::limits::MAX_QUANTITY).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{v} is outside 0 to {}", shelfguard_events::limits::MAX_QUANTITY))
+        Err(format!(
+            "{v} is outside 0 to {}",
+            shelfguard_events::limits::MAX_QUANTITY
+        ))
     }
 }
 

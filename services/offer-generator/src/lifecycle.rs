@@ -22,14 +22,14 @@ use shelfguard_events::floor::{
     ProductRef, Redeemed, StaffResponse, Withdrawn, not_offered, offer_event,
 };
 use shelfguard_events::inventory::StockLevel;
+use shelfguard_events::limits::{MAX_PRICE_CENTS, MAX_QUANTITY};
 use shelfguard_events::state::OfferItem;
 use shelfguard_events::stockout::{Evidence, Kind, StockoutEvent, stockout_event::Change};
 use shelfguard_events::store::Sale;
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
-use shelfguard_runtime::due::DueIndex;
-use shelfguard_events::limits::{MAX_PRICE_CENTS, MAX_QUANTITY};
 use shelfguard_runtime::config::number_at_least;
+use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::hold::HoldArgs;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::table::Table;
@@ -128,7 +128,8 @@ impl Policy {
     fn tau_ms(&self) -> f64 {
         // At least MIN_HALF_LIFE_DAYS by its parser (refused at start otherwise); the floor
         // only guards a Policy built in code.
-        self.complement_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * 3_600_000.0 / std::f64::consts::LN_2
+        self.complement_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * 3_600_000.0
+            / std::f64::consts::LN_2
     }
     pub fn budget_of(&self, store: &str) -> i64 {
         self.store_budgets.of(store, self.store_daily_budget_cents)

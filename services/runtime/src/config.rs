@@ -260,15 +260,23 @@ mod tests {
         ] {
             let err = Cli::try_parse_from(["x", flag, bad]).err();
             assert!(
-                err.as_ref().is_some_and(|e| e.to_string().contains("not in")),
+                err.as_ref()
+                    .is_some_and(|e| e.to_string().contains("not in")),
                 "{flag} {bad}: {err:?}"
             );
-            assert!(Cli::try_parse_from(["x", flag, good]).is_ok(), "{flag} {good}");
+            assert!(
+                Cli::try_parse_from(["x", flag, good]).is_ok(),
+                "{flag} {good}"
+            );
         }
         let defaults = Cli::try_parse_from(["x"]).unwrap().kafka;
         let local = KafkaArgs::local("b:1", "p-");
         assert_eq!(
-            (defaults.max_batch, defaults.linger_ms, defaults.fetch_wait_max_ms),
+            (
+                defaults.max_batch,
+                defaults.linger_ms,
+                defaults.fetch_wait_max_ms
+            ),
             (local.max_batch, local.linger_ms, local.fetch_wait_max_ms)
         );
     }

@@ -132,7 +132,8 @@ impl Policy {
     fn tau_ms(&self) -> f64 {
         // At least MIN_HALF_LIFE_DAYS by its parser (refused at start otherwise); the floor
         // only guards a Policy built in code.
-        self.sales_rate_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * HOUR_MS / std::f64::consts::LN_2
+        self.sales_rate_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * HOUR_MS
+            / std::f64::consts::LN_2
     }
 }
 

@@ -1091,7 +1091,10 @@ fn policy_settings_out_of_range_are_refused_at_start() {
         .unwrap()
         .policy;
     assert_eq!(format!("{parsed:?}"), format!("{:?}", Policy::default()));
-    let zero = crate::Config::try_parse_from(["offer-generator", "--suspected-offer-min-expected-sales=0"])
-        .unwrap();
+    let zero = crate::Config::try_parse_from([
+        "offer-generator",
+        "--suspected-offer-min-expected-sales=0",
+    ])
+    .unwrap();
     assert_eq!(zero.policy.suspected_offer_min_expected_sales, 0.0);
 }
