@@ -36,8 +36,9 @@ pub const LOCAL_REORDER_RETRY_AFTER_SECS: i64 = 10;
         a.default_value(&*Box::leak(LOCAL_REORDER_RETRY_AFTER_SECS.to_string().into_boxed_str()))
             .help(format!(
                 "After a failed reorder, inventory waits this many seconds before asking again; \
-                 0 to 2592000. Command 1 uses {LOCAL_REORDER_RETRY_AFTER_SECS} s, not the \
+                 0 to {}. Command 1 uses {LOCAL_REORDER_RETRY_AFTER_SECS} s, not the \
                  inventory service's {}, so the simulated failures pile up visibly",
+                ledger::MAX_REORDER_RETRY_AFTER_SECS,
                 ledger::DEFAULT_REORDER_RETRY_AFTER_SECS
             ))
     }),
