@@ -35,12 +35,23 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn secret(s: &str) -> Result<Secret, String> {
+/// The parser of a secret setting (keeps the raw text; checked where it is used).
+pub fn secret(s: &str) -> Result<Secret, String> {
     Ok(Secret(s.to_owned()))
 }
 
 /// The currency of gift values when `FLOOR_CURRENCY` is not set.
 pub const DEFAULT_CURRENCY: &str = "EUR";
+/// Default of `HTTP_ADDR`.
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8081";
+/// Default of `WEBHOOK_MAX_ATTEMPTS`.
+pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 6;
+/// Default of `WEBHOOK_BACKOFF_MS`.
+pub const DEFAULT_WEBHOOK_BACKOFF_MS: u64 = 500;
+/// Default of `WEBHOOK_BACKOFF_MAX_MS`.
+pub const DEFAULT_WEBHOOK_BACKOFF_MAX_MS: u64 = 30_000;
+/// Default of `WEBHOOK_TIMEOUT_MS`.
+pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 
 /// An ISO 4217 code: three capital letters (also what keeps the page's markup safe).
 pub fn currency(s: &str) -> Result<String, String> {
@@ -65,7 +76,7 @@ pub struct Config {
     pub kafka: KafkaArgs,
 
     /// Address of the console, the API and the stream (health and metrics stay on HEALTH_ADDR).
-    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    #[arg(long, env = "HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: String,
 
     /// Secret: the token of each store, `store=token,store=token` (a token opens only its store).
@@ -86,28 +97,30 @@ pub struct Config {
 
 /// How webhooks are retried.
 #[derive(Debug, Clone, Copy, Args)]
+#[group(id = "webhook-delivery")]
 pub struct Delivery {
-    /// Tries per webhook and event (the first included) before the event is dead-lettered.
-    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    /// Tries per webhook and event (the first included) before the event is dead-lettered;
+    /// at least 1.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = DEFAULT_WEBHOOK_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Wait before the second try in milliseconds; doubles for each further try.
-    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = 500)]
+    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = DEFAULT_WEBHOOK_BACKOFF_MS)]
     pub backoff_ms: u64,
     /// Longest wait between two tries, in milliseconds.
-    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value_t = 30_000)]
+    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value_t = DEFAULT_WEBHOOK_BACKOFF_MAX_MS)]
     pub backoff_max_ms: u64,
-    /// Time limit of one try (connect, send, answer), in milliseconds.
-    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 5_000)]
+    /// Time limit of one try (connect, send, answer), in milliseconds; at least 1.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = DEFAULT_WEBHOOK_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
 }
 
 impl Default for Delivery {
     fn default() -> Self {
         Self {
-            max_attempts: 6,
-            backoff_ms: 500,
-            backoff_max_ms: 30_000,
-            timeout_ms: 5_000,
+            max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+            backoff_ms: DEFAULT_WEBHOOK_BACKOFF_MS,
+            backoff_max_ms: DEFAULT_WEBHOOK_BACKOFF_MAX_MS,
+            timeout_ms: DEFAULT_WEBHOOK_TIMEOUT_MS,
         }
     }
 }
@@ -226,5 +239,22 @@ mod tests {
             let e = parse(&["--currency", bad]).unwrap_err().to_string();
             assert!(e.contains("three capital letters"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn webhook_tries_and_timeout_below_one_are_refused_at_start() {
+        for arg in ["--max-attempts=0", "--timeout-ms=0"] {
+            let e = parse(&[arg])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("not in 1.."), "{arg}: {e:?}");
+        }
+        let d = parse(&["--max-attempts=1", "--timeout-ms=1"])
+            .unwrap()
+            .delivery;
+        assert_eq!((d.max_attempts, d.timeout_ms), (1, 1));
+        let parsed = parse(&[]).unwrap().delivery;
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Delivery::default()));
     }
 }

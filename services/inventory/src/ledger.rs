@@ -39,29 +39,56 @@ fn checked(a: i32, b: i32, what: &str) -> Result<i32, Rejected> {
     })
 }
 
+/// Default of `DEFAULT_REORDER_POINT`.
+pub const DEFAULT_REORDER_POINT: i32 = 4;
+/// Default of `DEFAULT_ORDER_UP_TO`.
+pub const DEFAULT_ORDER_UP_TO: i32 = 24;
+/// Default of `REORDER_RETRY_AFTER_SECS`.
+pub const DEFAULT_REORDER_RETRY_AFTER_SECS: i64 = 900;
+/// Longest `REORDER_RETRY_AFTER_SECS`: 30 days.
+pub const MAX_REORDER_RETRY_AFTER_SECS: i64 = 30 * 24 * 3600;
+
 /// Reorder policy defaults, used when the catalogue has none for a SKU.
 #[derive(Debug, Clone, Args)]
+#[group(id = "inventory-policy")]
 pub struct Policy {
-    /// Reorder when on-hand falls to or below this (catalogue `reorder_point` overrides).
-    #[arg(long, env = "DEFAULT_REORDER_POINT", default_value_t = 4)]
+    /// Reorder when on-hand falls to or below this (catalogue `reorder_point` overrides);
+    /// 0 to 1000000, as in the catalogue.
+    #[arg(long, env = "DEFAULT_REORDER_POINT", default_value_t = DEFAULT_REORDER_POINT, value_parser = quantity)]
     pub default_reorder_point: i32,
-    /// Order enough to reach this level (catalogue `order_up_to` overrides).
-    #[arg(long, env = "DEFAULT_ORDER_UP_TO", default_value_t = 24)]
+    /// Order enough to reach this level (catalogue `order_up_to` overrides); 0 to 1000000.
+    #[arg(long, env = "DEFAULT_ORDER_UP_TO", default_value_t = DEFAULT_ORDER_UP_TO, value_parser = quantity)]
     pub default_order_up_to: i32,
-    /// After a failed reorder, wait this many seconds before asking again.
-    #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 900)]
+    /// After a failed reorder, wait this many seconds before asking again; 0 to 2592000 (30 days).
+    #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = DEFAULT_REORDER_RETRY_AFTER_SECS, value_parser = clap::value_parser!(i64).range(0..=MAX_REORDER_RETRY_AFTER_SECS))]
     pub reorder_retry_after_secs: i64,
     /// How long events for a SKU not in the catalogue yet are held.
     #[command(flatten)]
     pub hold: HoldArgs,
 }
 
+/// A level in units, in the range the catalogue accepts for `reorder_point` and `order_up_to`.
+fn quantity(s: &str) -> Result<i32, String> {
+    let v: i32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of units"))?;
+    if (0..=shelfguard_events::limits::MAX_QUANTITY).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is outside 0 to {}",
+            shelfguard_events::limits::MAX_QUANTITY
+        ))
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            default_reorder_point: 4,
-            default_order_up_to: 24,
-            reorder_retry_after_secs: 900,
+            default_reorder_point: DEFAULT_REORDER_POINT,
+            default_order_up_to: DEFAULT_ORDER_UP_TO,
+            reorder_retry_after_secs: DEFAULT_REORDER_RETRY_AFTER_SECS,
             hold: HoldArgs::default(),
         }
     }

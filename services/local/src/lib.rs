@@ -5,5 +5,6 @@
 //! clients, talking only over Kafka, exactly as their own binaries do), the store and
 //! warehouse simulator, and prints every offer as it reaches the floor staff channel.
 pub mod broker;
+pub mod cli;
 pub mod console;
 pub mod lan;

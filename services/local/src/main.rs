@@ -3,53 +3,10 @@
 //! until Ctrl-C.
 use anyhow::Result;
 use clap::Parser;
-use shelfguard_runtime::{KafkaArgs, admin, shutdown, telemetry};
+use shelfguard_local::cli::Cli;
+use shelfguard_runtime::{admin, shutdown, telemetry};
 use tokio::task::JoinSet;
 use tracing::{error, info};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "shelfguard-local",
-    version,
-    about = "Runs the whole system locally: broker, services, store simulator."
-)]
-struct Cli {
-    /// An existing Kafka cluster; when unset, an embedded broker is started.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
-    kafka_bootstrap_servers: Option<String>,
-    /// Storage of the embedded broker: `memory://tansu/` (lost at exit) or `sqlite://FILE.db`
-    /// (a file relative to the working directory, kept across runs).
-    #[arg(long, env = "BROKER_STORAGE", default_value = "memory://tansu/", value_parser = shelfguard_local::broker::parse_storage)]
-    broker_storage: String,
-    /// Port of the embedded broker (0 = any free port); a port in use stops command 1 at once.
-    #[arg(long, env = "BROKER_PORT", default_value_t = 9092)]
-    broker_port: u16,
-    /// Partitions of each store-keyed topic created at start.
-    #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 6)]
-    partitions: i32,
-    /// Replication factor of the topics created at start.
-    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = 1)]
-    replication: i32,
-    /// Seconds before inventory asks again after a failed reorder (short, so failures pile up visibly).
-    #[arg(long, env = "REORDER_RETRY_AFTER_SECS", default_value_t = 10)]
-    reorder_retry_after_secs: i64,
-    /// Address of the floor staff console and API (the URLs with tokens are printed at start);
-    /// `0.0.0.0:8081` lets phones on the same network open it.
-    #[arg(long, env = "FLOOR_HTTP_ADDR", default_value = "127.0.0.1:8081")]
-    floor_http_addr: String,
-    /// Currency of the gift values on the console (ISO 4217 code).
-    #[arg(long, env = "FLOOR_CURRENCY", default_value = shelfguard_floor_channel::DEFAULT_CURRENCY, value_parser = shelfguard_floor_channel::currency)]
-    floor_currency: String,
-    /// Where the logs go (appended); `-` writes them to the terminal instead. The terminal shows
-    /// the offers, a summary every 10 s and errors.
-    #[arg(long, env = "LOG_FILE", default_value = "shelfguard-local.log")]
-    log_file: String,
-    #[command(flatten)]
-    sim: shelfguard_simulator::SimConfig,
-    /// Passed to every client (prefix, options, batching); bootstrap comes from above.
-    #[command(flatten)]
-    kafka: KafkaArgs,
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -119,10 +76,7 @@ async fn run(mut cli: Cli) -> Result<()> {
     }
     let inventory = shelfguard_inventory::Config {
         kafka: k.clone(),
-        policy: shelfguard_inventory::ledger::Policy {
-            reorder_retry_after_secs: cli.reorder_retry_after_secs,
-            ..Default::default()
-        },
+        policy: cli.inventory.0,
     };
     tasks.spawn(named(
         "inventory",
@@ -130,7 +84,7 @@ async fn run(mut cli: Cli) -> Result<()> {
     ));
     let detector = shelfguard_stockout_detector::Config {
         kafka: k.clone(),
-        policy: Default::default(),
+        policy: cli.detector.0,
     };
     tasks.spawn(named(
         "stockout-detector",
@@ -138,7 +92,7 @@ async fn run(mut cli: Cli) -> Result<()> {
     ));
     let offers = shelfguard_offer_generator::Config {
         kafka: k.clone(),
-        policy: Default::default(),
+        policy: cli.offers.0,
     };
     tasks.spawn(named(
         "offer-generator",
@@ -154,9 +108,9 @@ async fn run(mut cli: Cli) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(","),
         ),
-        webhooks: Default::default(),
+        webhooks: cli.webhooks,
         currency: cli.floor_currency.clone(),
-        delivery: Default::default(),
+        delivery: cli.delivery,
     };
     tasks.spawn(named(
         "floor-channel",

@@ -22,11 +22,13 @@ use shelfguard_events::floor::{
     ProductRef, Redeemed, StaffResponse, Withdrawn, not_offered, offer_event,
 };
 use shelfguard_events::inventory::StockLevel;
+use shelfguard_events::limits::{MAX_PRICE_CENTS, MAX_QUANTITY};
 use shelfguard_events::state::OfferItem;
 use shelfguard_events::stockout::{Evidence, Kind, StockoutEvent, stockout_event::Change};
 use shelfguard_events::store::Sale;
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
+use shelfguard_runtime::config::number_at_least;
 use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::hold::HoldArgs;
 use shelfguard_runtime::processor::View;
@@ -39,28 +41,51 @@ use crate::{budget, complements, substitute};
 
 pub const SERVICE: &str = "offer-generator";
 
+/// Default of `MIN_SUBSTITUTE_UNITS`.
+pub const DEFAULT_MIN_SUBSTITUTE_UNITS: i32 = 2;
+/// Default of `FREE_AFTER_FAILURES`.
+pub const DEFAULT_FREE_AFTER_FAILURES: i32 = 3;
+/// Default of `MAX_GESTURE_CENTS`.
+pub const DEFAULT_MAX_GESTURE_CENTS: i64 = 2000;
+/// Default of `OFFER_TTL_MINUTES`.
+pub const DEFAULT_OFFER_TTL_MINUTES: i64 = 240;
+/// Default of `STORE_DAILY_BUDGET_CENTS`.
+pub const DEFAULT_STORE_DAILY_BUDGET_CENTS: i64 = 5000;
+/// Default of `COMPLEMENT_MIN_SUPPORT`.
+pub const DEFAULT_COMPLEMENT_MIN_SUPPORT: f64 = 3.0;
+/// Default of `SUSPECTED_OFFER_MIN_EXPECTED_SALES`.
+pub const DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES: f64 = 9.2;
+/// Default of `COMPLEMENT_HALF_LIFE_DAYS`.
+pub const DEFAULT_COMPLEMENT_HALF_LIFE_DAYS: f64 = 14.0;
+/// Shortest `COMPLEMENT_HALF_LIFE_DAYS` (about 15 minutes).
+pub const MIN_HALF_LIFE_DAYS: f64 = 0.01;
+/// Longest `OFFER_TTL_MINUTES`: 30 days.
+pub const MAX_OFFER_TTL_MINUTES: i64 = 30 * 24 * 60;
+
 #[derive(Debug, Clone, Args)]
+#[group(id = "offer-generator-policy")]
 pub struct Policy {
-    /// A substitute needs at least this many units on hand in the store.
-    #[arg(long, env = "MIN_SUBSTITUTE_UNITS", default_value_t = 2)]
+    /// A substitute needs at least this many units on hand in the store; 0 to 1000000.
+    #[arg(long, env = "MIN_SUBSTITUTE_UNITS", default_value_t = DEFAULT_MIN_SUBSTITUTE_UNITS, value_parser = clap::value_parser!(i32).range(0..=i64::from(MAX_QUANTITY)))]
     pub min_substitute_units: i32,
-    /// From this many failed reorders in 7 days the substitute is given free.
-    #[arg(long, env = "FREE_AFTER_FAILURES", default_value_t = 3)]
+    /// From this many failed reorders in 7 days the substitute is given free; 0 or more.
+    #[arg(long, env = "FREE_AFTER_FAILURES", default_value_t = DEFAULT_FREE_AFTER_FAILURES, value_parser = clap::value_parser!(i32).range(0..))]
     pub free_after_failures: i32,
-    /// The most one offer may give away, in cents.
-    #[arg(long, env = "MAX_GESTURE_CENTS", default_value_t = 2000)]
+    /// The most one offer may give away, in cents; 0 to 1000000000.
+    #[arg(long, env = "MAX_GESTURE_CENTS", default_value_t = DEFAULT_MAX_GESTURE_CENTS, value_parser = clap::value_parser!(i64).range(0..=MAX_PRICE_CENTS))]
     pub max_gesture_cents: i64,
-    /// How long an offer stays valid, in minutes.
-    #[arg(long, env = "OFFER_TTL_MINUTES", default_value_t = 240)]
+    /// How long an offer stays valid, in minutes; 1 to 43200 (30 days).
+    #[arg(long, env = "OFFER_TTL_MINUTES", default_value_t = DEFAULT_OFFER_TTL_MINUTES, value_parser = clap::value_parser!(i64).range(1..=MAX_OFFER_TTL_MINUTES))]
     pub offer_ttl_minutes: i64,
-    /// What a store's offers may give away per UTC day, in cents.
-    #[arg(long, env = "STORE_DAILY_BUDGET_CENTS", default_value_t = 5000)]
+    /// What a store's offers may give away per UTC day, in cents; 0 to 1000000000.
+    #[arg(long, env = "STORE_DAILY_BUDGET_CENTS", default_value_t = DEFAULT_STORE_DAILY_BUDGET_CENTS, value_parser = clap::value_parser!(i64).range(0..=MAX_PRICE_CENTS))]
     pub store_daily_budget_cents: i64,
     /// Per-store budgets overriding the default: `S-001=8000,S-002=3000`.
     #[arg(long, env = "STORE_BUDGETS", default_value = "", value_parser = budget::parse_store_budgets)]
     pub store_budgets: budget::StoreBudgets,
-    /// A complement needs at least this many (decayed) baskets together with the product.
-    #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = 3.0)]
+    /// A complement needs at least this many (decayed) baskets together with the product;
+    /// 0 or more.
+    #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = DEFAULT_COMPLEMENT_MIN_SUPPORT, value_parser = number_at_least(0.0))]
     pub complement_min_support: f64,
     /// A suspected (phantom) stockout gets its offer only once the gap without sales reaches
     /// this many expected sales (the detector opens it at ln(1/α), 4.6 by default; 9.2 is
@@ -69,11 +94,13 @@ pub struct Policy {
     #[arg(
         long,
         env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES",
-        default_value_t = 9.2
+        default_value_t = DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES,
+        value_parser = number_at_least(0.0)
     )]
     pub suspected_offer_min_expected_sales: f64,
-    /// Half-life of the basket counts behind complements, in days.
-    #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = 14.0)]
+    /// Half-life of the basket counts behind complements, in days; 0.01 (about 15 minutes) or
+    /// more.
+    #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = DEFAULT_COMPLEMENT_HALF_LIFE_DAYS, value_parser = number_at_least(MIN_HALF_LIFE_DAYS))]
     pub complement_half_life_days: f64,
     /// How long a stockout of a SKU not in the catalogue yet is held.
     #[command(flatten)]
@@ -83,15 +110,15 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            min_substitute_units: 2,
-            free_after_failures: 3,
-            max_gesture_cents: 2000,
-            offer_ttl_minutes: 240,
-            store_daily_budget_cents: 5000,
+            min_substitute_units: DEFAULT_MIN_SUBSTITUTE_UNITS,
+            free_after_failures: DEFAULT_FREE_AFTER_FAILURES,
+            max_gesture_cents: DEFAULT_MAX_GESTURE_CENTS,
+            offer_ttl_minutes: DEFAULT_OFFER_TTL_MINUTES,
+            store_daily_budget_cents: DEFAULT_STORE_DAILY_BUDGET_CENTS,
             store_budgets: budget::StoreBudgets::default(),
-            complement_min_support: 3.0,
-            suspected_offer_min_expected_sales: 9.2,
-            complement_half_life_days: 14.0,
+            complement_min_support: DEFAULT_COMPLEMENT_MIN_SUPPORT,
+            suspected_offer_min_expected_sales: DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES,
+            complement_half_life_days: DEFAULT_COMPLEMENT_HALF_LIFE_DAYS,
             hold: HoldArgs::default(),
         }
     }
@@ -99,7 +126,10 @@ impl Default for Policy {
 
 impl Policy {
     fn tau_ms(&self) -> f64 {
-        self.complement_half_life_days.max(0.01) * 24.0 * 3_600_000.0 / std::f64::consts::LN_2
+        // At least MIN_HALF_LIFE_DAYS by its parser (refused at start otherwise); the floor
+        // only guards a Policy built in code.
+        self.complement_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * 3_600_000.0
+            / std::f64::consts::LN_2
     }
     pub fn budget_of(&self, store: &str) -> i64 {
         self.store_budgets.of(store, self.store_daily_budget_cents)

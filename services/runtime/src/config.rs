@@ -9,7 +9,7 @@ pub struct KafkaArgs {
     #[arg(
         long,
         env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "localhost:9092"
+        default_value = DEFAULT_BOOTSTRAP_SERVERS
     )]
     pub bootstrap_servers: String,
 
@@ -32,31 +32,44 @@ pub struct KafkaArgs {
     pub group_instance_id: Option<String>,
 
     /// Most records handled in one batch (one produce round trip, one offset store).
-    #[arg(long, env = "MAX_BATCH", default_value_t = 500, value_parser = at_least_one)]
+    #[arg(long, env = "MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH, value_parser = at_least_one)]
     pub max_batch: usize,
 
-    /// Producer linger in milliseconds: larger batches against a few ms of latency per hop.
-    #[arg(long, env = "PRODUCER_LINGER_MS", default_value_t = 2)]
+    /// Producer linger in milliseconds: larger batches against a few ms of latency per hop;
+    /// 0 to 900000 (librdkafka's range).
+    #[arg(long, env = "PRODUCER_LINGER_MS", default_value_t = DEFAULT_LINGER_MS, value_parser = clap::value_parser!(u32).range(0..=900_000))]
     pub linger_ms: u32,
 
     /// Longest a fetch waits at the broker for new records, in milliseconds. Each hop of the
     /// pipeline can add up to this much latency on brokers that answer a fetch only at its
-    /// deadline (tansu 0.6 does); Kafka answers as soon as records arrive.
-    #[arg(long, env = "FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    /// deadline (tansu 0.6 does); Kafka answers as soon as records arrive. 0 to 300000
+    /// (librdkafka's range).
+    #[arg(long, env = "FETCH_WAIT_MAX_MS", default_value_t = DEFAULT_FETCH_WAIT_MAX_MS, value_parser = clap::value_parser!(u32).range(0..=300_000))]
     pub fetch_wait_max_ms: u32,
 
     /// At start, how long to try reaching the cluster before stopping with one line that says
-    /// why (a running service that loses the cluster is not ready instead; it does not exit).
+    /// why (a running service that loses the cluster is not ready instead; it does not exit);
+    /// 1 to 600 seconds.
     #[arg(long, env = "KAFKA_CONNECT_TIMEOUT_SECS", default_value_t = DEFAULT_CONNECT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub kafka_connect_timeout_secs: u64,
 
     /// Address of the health endpoints (`/healthz`, `/readyz`); empty disables them.
-    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "HEALTH_ADDR", default_value = DEFAULT_HEALTH_ADDR)]
     pub health_addr: String,
 }
 
+/// Default of `KAFKA_BOOTSTRAP_SERVERS`.
+pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "localhost:9092";
+/// Default of `MAX_BATCH`.
+pub const DEFAULT_MAX_BATCH: usize = 500;
+/// Default of `PRODUCER_LINGER_MS`.
+pub const DEFAULT_LINGER_MS: u32 = 2;
+/// Default of `FETCH_WAIT_MAX_MS`.
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 10;
 /// Default of `KAFKA_CONNECT_TIMEOUT_SECS`.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Default of `HEALTH_ADDR` (local runs and tests use none: [`KafkaArgs::local`]).
+pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:8080";
 
 /// The consumer group session timeout: a member silent this long is out of the group.
 pub const SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -82,6 +95,22 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A number of at least `min` (and finite), for settings such as half-lives and thresholds:
+/// refused at start with the reason, never raised silently.
+pub fn number_at_least(min: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s: &str| {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number"))?;
+        if v.is_finite() && v >= min {
+            Ok(v)
+        } else {
+            Err(format!("must be a number of at least {min}, not {v}"))
+        }
+    }
+}
+
 fn parse_options(s: &str) -> Result<KafkaOptions, String> {
     let mut out = Vec::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -102,9 +131,9 @@ impl KafkaArgs {
             topic_prefix: prefix.to_owned(),
             group_id: None,
             group_instance_id: None,
-            max_batch: 500,
-            linger_ms: 2,
-            fetch_wait_max_ms: 10,
+            max_batch: DEFAULT_MAX_BATCH,
+            linger_ms: DEFAULT_LINGER_MS,
+            fetch_wait_max_ms: DEFAULT_FETCH_WAIT_MAX_MS,
             kafka_connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             health_addr: String::new(),
         }
@@ -214,6 +243,52 @@ mod tests {
                 .max_batch,
             7
         );
+    }
+
+    #[test]
+    fn latency_settings_outside_librdkafka_ranges_are_refused() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+        }
+        use clap::Parser as _;
+        for (flag, bad, good) in [
+            ("--linger-ms", "900001", "900000"),
+            ("--fetch-wait-max-ms", "300001", "0"),
+            ("--kafka-connect-timeout-secs", "0", "600"),
+        ] {
+            let err = Cli::try_parse_from(["x", flag, bad]).err();
+            assert!(
+                err.as_ref()
+                    .is_some_and(|e| e.to_string().contains("not in")),
+                "{flag} {bad}: {err:?}"
+            );
+            assert!(
+                Cli::try_parse_from(["x", flag, good]).is_ok(),
+                "{flag} {good}"
+            );
+        }
+        let defaults = Cli::try_parse_from(["x"]).unwrap().kafka;
+        let local = KafkaArgs::local("b:1", "p-");
+        assert_eq!(
+            (
+                defaults.max_batch,
+                defaults.linger_ms,
+                defaults.fetch_wait_max_ms
+            ),
+            (local.max_batch, local.linger_ms, local.fetch_wait_max_ms)
+        );
+    }
+
+    #[test]
+    fn number_at_least_refuses_below_and_non_finite() {
+        let p = number_at_least(0.01);
+        assert_eq!(p("0.01"), Ok(0.01));
+        assert_eq!(p(" 7 "), Ok(7.0));
+        for bad in ["0", "-1", "0.009", "NaN", "inf", "x"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

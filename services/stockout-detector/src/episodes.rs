@@ -23,6 +23,7 @@ use shelfguard_events::stockout::{
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_events::warehouse::OutcomeStatus;
+use shelfguard_runtime::config::number_at_least;
 use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::{Output, Processor, Rejected};
@@ -30,33 +31,57 @@ use shelfguard_runtime::{Output, Processor, Rejected};
 pub const SERVICE: &str = "stockout-detector";
 const HOUR_MS: f64 = 3_600_000.0;
 
+/// Default of `EMPTY_AT_UNITS`.
+pub const DEFAULT_EMPTY_AT_UNITS: i32 = 0;
+/// Default of `RESTOCK_HORIZON_HOURS`.
+pub const DEFAULT_RESTOCK_HORIZON_HOURS: i64 = 24;
+/// Default of `PHANTOM_ALPHA`.
+pub const DEFAULT_PHANTOM_ALPHA: f64 = 0.01;
+/// Default of `PHANTOM_ALPHA_SCOPE`.
+pub const DEFAULT_PHANTOM_ALPHA_SCOPE: &str = "gap";
+/// Default of `PHANTOM_MIN_SALES`.
+pub const DEFAULT_PHANTOM_MIN_SALES: f64 = 10.0;
+/// Default of `PHANTOM_MIN_SALES_PER_HOUR`.
+pub const DEFAULT_PHANTOM_MIN_SALES_PER_HOUR: f64 = 1.0;
+/// Default of `PHANTOM_MIN_GAP_MINUTES`.
+pub const DEFAULT_PHANTOM_MIN_GAP_MINUTES: i64 = 60;
+/// Default of `SALES_RATE_HALF_LIFE_DAYS`.
+pub const DEFAULT_SALES_RATE_HALF_LIFE_DAYS: f64 = 7.0;
+/// Shortest `SALES_RATE_HALF_LIFE_DAYS` (about 15 minutes).
+pub const MIN_HALF_LIFE_DAYS: f64 = 0.01;
+
 #[derive(Debug, Clone, Args)]
+#[group(id = "stockout-detector-policy")]
 pub struct Policy {
-    /// The shelf counts as empty at or below this many units.
-    #[arg(long, env = "EMPTY_AT_UNITS", default_value_t = 0)]
+    /// The shelf counts as empty at or below this many units; 0 to 1000000.
+    #[arg(long, env = "EMPTY_AT_UNITS", default_value_t = DEFAULT_EMPTY_AT_UNITS, value_parser = clap::value_parser!(i32).range(0..=i64::from(shelfguard_events::limits::MAX_QUANTITY)))]
     pub empty_at_units: i32,
-    /// Goods expected later than this many hours from now leave the shelf blocked.
-    #[arg(long, env = "RESTOCK_HORIZON_HOURS", default_value_t = 24)]
+    /// Goods expected later than this many hours from now leave the shelf blocked; 0 to 8760
+    /// (a year).
+    #[arg(long, env = "RESTOCK_HORIZON_HOURS", default_value_t = DEFAULT_RESTOCK_HORIZON_HOURS, value_parser = clap::value_parser!(i64).range(0..=8760))]
     pub restock_horizon_hours: i64,
-    /// Phantom stockouts: the chance α of a gap this long by bad luck alone (λ·t ≥ ln(1/α)).
-    #[arg(long, env = "PHANTOM_ALPHA", default_value_t = 0.01, value_parser = probability)]
+    /// Phantom stockouts: the chance α of a gap this long by bad luck alone (λ·t ≥ ln(1/α));
+    /// in (0, 0.5].
+    #[arg(long, env = "PHANTOM_ALPHA", default_value_t = DEFAULT_PHANTOM_ALPHA, value_parser = probability)]
     pub phantom_alpha: f64,
     /// What α bounds: `gap` (each gap between two sales reaches the threshold with chance α,
     /// the rule λ·t ≥ ln(1/α)), or `day` (a steady seller raises a false alarm with chance α per
     /// day: λ·t ≥ ln(λ·24 h/α), for many fewer false alarms on busy SKUs).
-    #[arg(long, env = "PHANTOM_ALPHA_SCOPE", default_value = "gap", value_parser = ["gap", "day"])]
+    #[arg(long, env = "PHANTOM_ALPHA_SCOPE", default_value = DEFAULT_PHANTOM_ALPHA_SCOPE, value_parser = ["gap", "day"])]
     pub phantom_alpha_scope: String,
-    /// Phantom stockouts need at least this much sales history (decayed sale events).
-    #[arg(long, env = "PHANTOM_MIN_SALES", default_value_t = 10.0)]
+    /// Phantom stockouts need at least this much sales history (decayed sale events); 0 or more.
+    #[arg(long, env = "PHANTOM_MIN_SALES", default_value_t = DEFAULT_PHANTOM_MIN_SALES, value_parser = number_at_least(0.0))]
     pub phantom_min_sales: f64,
-    /// Slow sellers never trigger it: the learned rate must be at least this many sales an hour.
-    #[arg(long, env = "PHANTOM_MIN_SALES_PER_HOUR", default_value_t = 1.0)]
+    /// Slow sellers never trigger it: the learned rate must be at least this many sales an
+    /// hour; 0 or more.
+    #[arg(long, env = "PHANTOM_MIN_SALES_PER_HOUR", default_value_t = DEFAULT_PHANTOM_MIN_SALES_PER_HOUR, value_parser = number_at_least(0.0))]
     pub phantom_min_sales_per_hour: f64,
-    /// ... and a gap of at least this many minutes, whatever the rate.
-    #[arg(long, env = "PHANTOM_MIN_GAP_MINUTES", default_value_t = 60)]
+    /// ... and a gap of at least this many minutes, whatever the rate; 0 to 43200 (30 days).
+    #[arg(long, env = "PHANTOM_MIN_GAP_MINUTES", default_value_t = DEFAULT_PHANTOM_MIN_GAP_MINUTES, value_parser = clap::value_parser!(i64).range(0..=43_200))]
     pub phantom_min_gap_minutes: i64,
-    /// Half-life of the learned sales rate, in days (older sales count half as much).
-    #[arg(long, env = "SALES_RATE_HALF_LIFE_DAYS", default_value_t = 7.0)]
+    /// Half-life of the learned sales rate, in days (older sales count half as much); 0.01
+    /// (about 15 minutes) or more.
+    #[arg(long, env = "SALES_RATE_HALF_LIFE_DAYS", default_value_t = DEFAULT_SALES_RATE_HALF_LIFE_DAYS, value_parser = number_at_least(MIN_HALF_LIFE_DAYS))]
     pub sales_rate_half_life_days: f64,
 }
 
@@ -76,14 +101,14 @@ fn probability(s: &str) -> Result<f64, String> {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            empty_at_units: 0,
-            restock_horizon_hours: 24,
-            phantom_alpha: 0.01,
-            phantom_alpha_scope: "gap".into(),
-            phantom_min_sales: 10.0,
-            phantom_min_sales_per_hour: 1.0,
-            phantom_min_gap_minutes: 60,
-            sales_rate_half_life_days: 7.0,
+            empty_at_units: DEFAULT_EMPTY_AT_UNITS,
+            restock_horizon_hours: DEFAULT_RESTOCK_HORIZON_HOURS,
+            phantom_alpha: DEFAULT_PHANTOM_ALPHA,
+            phantom_alpha_scope: DEFAULT_PHANTOM_ALPHA_SCOPE.into(),
+            phantom_min_sales: DEFAULT_PHANTOM_MIN_SALES,
+            phantom_min_sales_per_hour: DEFAULT_PHANTOM_MIN_SALES_PER_HOUR,
+            phantom_min_gap_minutes: DEFAULT_PHANTOM_MIN_GAP_MINUTES,
+            sales_rate_half_life_days: DEFAULT_SALES_RATE_HALF_LIFE_DAYS,
         }
     }
 }
@@ -105,7 +130,10 @@ impl Policy {
         (gaps / alpha).ln()
     }
     fn tau_ms(&self) -> f64 {
-        self.sales_rate_half_life_days.max(0.01) * 24.0 * HOUR_MS / std::f64::consts::LN_2
+        // At least MIN_HALF_LIFE_DAYS by its parser (refused at start otherwise); the floor
+        // only guards a Policy built in code.
+        self.sales_rate_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * HOUR_MS
+            / std::f64::consts::LN_2
     }
 }
 

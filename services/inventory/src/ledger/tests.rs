@@ -574,3 +574,47 @@ fn goods_on_their_way_are_not_ordered_twice() {
     );
     assert_eq!((level.on_hand, level.on_order), (11, 0));
 }
+
+#[test]
+fn policy_settings_out_of_range_are_refused_and_defaults_agree() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        policy: Policy,
+    }
+    use clap::Parser as _;
+    for arg in [
+        "--reorder-retry-after-secs=-1",
+        "--reorder-retry-after-secs=2592001",
+        "--default-reorder-point=-1",
+        "--default-order-up-to=1000001",
+        "--unknown-sku-grace-hours=0",
+    ] {
+        let err = Cli::try_parse_from(["x", arg])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("invalid value") && (err.contains("not in") || err.contains("outside")),
+            "{arg}: {err:?}"
+        );
+    }
+    let edge = Cli::try_parse_from(["x", "--reorder-retry-after-secs", "0"]).unwrap();
+    assert_eq!(edge.policy.reorder_retry_after_secs, 0);
+    let parsed = Cli::try_parse_from(["x"]).unwrap().policy;
+    let default = Policy::default();
+    assert_eq!(
+        (
+            parsed.default_reorder_point,
+            parsed.default_order_up_to,
+            parsed.reorder_retry_after_secs,
+            parsed.hold.unknown_sku_grace_hours
+        ),
+        (
+            default.default_reorder_point,
+            default.default_order_up_to,
+            default.reorder_retry_after_secs,
+            default.hold.unknown_sku_grace_hours
+        )
+    );
+}

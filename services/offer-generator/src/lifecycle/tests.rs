@@ -1066,3 +1066,35 @@ fn a_stockout_before_its_product_is_held_and_offered_once_the_product_arrives() 
         "{issued:?}"
     );
 }
+
+#[test]
+fn policy_settings_out_of_range_are_refused_at_start() {
+    use clap::Parser as _;
+    for (arg, why) in [
+        ("--offer-ttl-minutes=-5", "not in 1..=43200"),
+        ("--offer-ttl-minutes=0", "not in 1..=43200"),
+        ("--min-substitute-units=-1", "not in 0..=1000000"),
+        ("--free-after-failures=-1", "not in 0.."),
+        ("--max-gesture-cents=-1", "not in 0..=1000000000"),
+        ("--store-daily-budget-cents=-100", "not in 0..=1000000000"),
+        ("--complement-min-support=-1", "at least 0"),
+        ("--suspected-offer-min-expected-sales=inf", "at least 0"),
+        ("--complement-half-life-days=0", "at least 0.01"),
+    ] {
+        let err = crate::Config::try_parse_from(["offer-generator", arg])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(why), "{arg}: {err:?}");
+    }
+    let parsed = crate::Config::try_parse_from(["offer-generator"])
+        .unwrap()
+        .policy;
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", Policy::default()));
+    let zero = crate::Config::try_parse_from([
+        "offer-generator",
+        "--suspected-offer-min-expected-sales=0",
+    ])
+    .unwrap();
+    assert_eq!(zero.policy.suspected_offer_min_expected_sales, 0.0);
+}

@@ -384,3 +384,31 @@ fn an_alpha_out_of_range_is_refused_at_start() {
         crate::Config::try_parse_from(["stockout-detector", "--phantom-alpha", "0.2"]).unwrap();
     assert_eq!(ok.policy.phantom_alpha, 0.2);
 }
+
+#[test]
+fn other_policy_settings_out_of_range_are_refused_at_start() {
+    use clap::Parser as _;
+    for (arg, why) in [
+        ("--empty-at-units=-1", "not in 0..=1000000"),
+        ("--restock-horizon-hours=-1", "not in 0..=8760"),
+        ("--phantom-min-sales=-0.5", "at least 0"),
+        ("--phantom-min-sales-per-hour=NaN", "at least 0"),
+        ("--phantom-min-gap-minutes=-5", "not in 0..=43200"),
+        ("--sales-rate-half-life-days=0", "at least 0.01"),
+        ("--sales-rate-half-life-days=-7", "at least 0.01"),
+    ] {
+        let err = crate::Config::try_parse_from(["stockout-detector", arg])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(why), "{arg}: {err:?}");
+    }
+    let parsed = crate::Config::try_parse_from(["stockout-detector"])
+        .unwrap()
+        .policy;
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", Policy::default()));
+    let edge =
+        crate::Config::try_parse_from(["stockout-detector", "--sales-rate-half-life-days=0.01"])
+            .unwrap();
+    assert_eq!(edge.policy.sales_rate_half_life_days, 0.01);
+}
