@@ -26,7 +26,7 @@ fn start(dir: &Path, log: &str) -> anyhow::Result<(Child, Lines<BufReader<ChildS
 }
 
 /// SIGTERM, a clean exit, and what it wrote on stderr.
-async fn stop(mut child: Child) -> anyhow::Result<String> {
+async fn stop(child: Child) -> anyhow::Result<String> {
     let pid = child.id().expect("pid");
     std::process::Command::new("kill")
         .arg("-TERM")

@@ -54,57 +54,67 @@ pub const TROUBLED_OPENING: (i32, i32) = (3, 5);
 /// How long the producer's local queue may stay full before a record is dropped.
 const QUEUE_FULL_PATIENCE: Duration = Duration::from_secs(30);
 
+/// Defaults of the simulator's settings (each written once).
+pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_STORES: usize = 5;
+pub const DEFAULT_TROUBLED_PER_STORE: usize = 3;
+pub const DEFAULT_BASKETS_PER_SECOND: f64 = 2.0;
+pub const DEFAULT_FAIL_TIMES: u32 = 3;
+pub const DEFAULT_DELIVERY_DELAY_SECS: u64 = 15;
+pub const DEFAULT_SUMMARY_EVERY_SECS: u64 = 10;
+pub const DEFAULT_NEW_TROUBLE_EVERY_SECS: u64 = 20;
+
 /// Settings of the simulator. Every flag is also an environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct SimConfig {
     /// Seed of the catalogue, the troubled SKUs, the opening counts and basket contents.
-    #[arg(long, env = "SIM_SEED", default_value_t = 42)]
+    #[arg(long, env = "SIM_SEED", default_value_t = DEFAULT_SEED)]
     pub seed: u64,
 
     /// Number of stores, with ids `S-001`, `S-002`, ...
-    #[arg(long, env = "SIM_STORES", default_value_t = 5)]
+    #[arg(long, env = "SIM_STORES", default_value_t = DEFAULT_STORES)]
     pub stores: usize,
 
     /// Troubled SKUs per store: opened with 3-5 units, popular, and the warehouse fails their
     /// first reorders. Each is the smaller size of a brand line that sells a bigger one.
-    #[arg(long, env = "SIM_TROUBLED_PER_STORE", default_value_t = 3)]
+    #[arg(long, env = "SIM_TROUBLED_PER_STORE", default_value_t = DEFAULT_TROUBLED_PER_STORE)]
     pub troubled_per_store: usize,
 
     /// Mean POS baskets per second per store (Poisson arrivals); 0 publishes no sales.
-    #[arg(long, env = "SIM_BASKETS_PER_SECOND", default_value_t = 2.0)]
+    #[arg(long, env = "SIM_BASKETS_PER_SECOND", default_value_t = DEFAULT_BASKETS_PER_SECOND)]
     pub baskets_per_second: f64,
 
     /// Reorders of each troubled (store, SKU) the warehouse fails before it fulfils one.
-    #[arg(long, env = "SIM_FAIL_TIMES", default_value_t = 3)]
+    #[arg(long, env = "SIM_FAIL_TIMES", default_value_t = DEFAULT_FAIL_TIMES)]
     pub fail_times: u32,
 
     /// Seconds from a fulfilled reorder to the RECEIPT of the goods in store.
-    #[arg(long, env = "SIM_DELIVERY_DELAY_SECS", default_value_t = 15)]
+    #[arg(long, env = "SIM_DELIVERY_DELAY_SECS", default_value_t = DEFAULT_DELIVERY_DELAY_SECS)]
     pub delivery_delay_secs: u64,
 
     /// Seconds between two summary log lines.
-    #[arg(long, env = "SIM_SUMMARY_EVERY_SECS", default_value_t = 10)]
+    #[arg(long, env = "SIM_SUMMARY_EVERY_SECS", default_value_t = DEFAULT_SUMMARY_EVERY_SECS)]
     pub summary_every_secs: u64,
 
     /// Every this many seconds, new trouble in one store (round robin): the shelf of a SKU not
     /// troubled yet is written off (a SHRINK of every unit: "water damage") and the warehouse
     /// fails its next reorders, so stockouts and offers keep coming for as long as it runs.
     /// 0 turns it off (only the troubled SKUs of the start).
-    #[arg(long, env = "SIM_NEW_TROUBLE_EVERY_SECS", default_value_t = 20)]
+    #[arg(long, env = "SIM_NEW_TROUBLE_EVERY_SECS", default_value_t = DEFAULT_NEW_TROUBLE_EVERY_SECS)]
     pub new_trouble_every_secs: u64,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
-            seed: 42,
-            stores: 5,
-            troubled_per_store: 3,
-            baskets_per_second: 2.0,
-            fail_times: 3,
-            delivery_delay_secs: 15,
-            summary_every_secs: 10,
-            new_trouble_every_secs: 20,
+            seed: DEFAULT_SEED,
+            stores: DEFAULT_STORES,
+            troubled_per_store: DEFAULT_TROUBLED_PER_STORE,
+            baskets_per_second: DEFAULT_BASKETS_PER_SECOND,
+            fail_times: DEFAULT_FAIL_TIMES,
+            delivery_delay_secs: DEFAULT_DELIVERY_DELAY_SECS,
+            summary_every_secs: DEFAULT_SUMMARY_EVERY_SECS,
+            new_trouble_every_secs: DEFAULT_NEW_TROUBLE_EVERY_SECS,
         }
     }
 }
