@@ -284,8 +284,8 @@ fn ln_threshold(policy: &Policy, traffic: &Traffic, now: i64) -> Option<f64> {
         return None;
     }
     let lines_per_day = traffic.lines / hours * 24.0;
-    let per_line =
-        policy.phantom_false_alarms_per_store_day / (f64::from(traffic.skus.max(1)) * lines_per_day);
+    let per_line = policy.phantom_false_alarms_per_store_day
+        / (f64::from(traffic.skus.max(1)) * lines_per_day);
     Some(-per_line.ln())
 }
 
@@ -299,7 +299,12 @@ fn watchable(policy: &Policy, item: &Item) -> bool {
 }
 
 /// The phantom test of `item` at `now`: Some(silence lines, posterior) when the alarm is due.
-fn phantom_alarm(policy: &Policy, item: &Item, traffic: &Traffic, now: i64) -> Option<(f64, Silence)> {
+fn phantom_alarm(
+    policy: &Policy,
+    item: &Item,
+    traffic: &Traffic,
+    now: i64,
+) -> Option<(f64, Silence)> {
     if !watchable(policy, item) {
         return None;
     }
@@ -324,7 +329,11 @@ fn next_check(policy: &Policy, item: &Item, traffic: &Traffic, now: i64) -> i64 
     };
     let need = s.lines_to_alarm(th) - (traffic.lines - item.silence_from_lines);
     let per_ms = traffic.per_ms(now) * 4.0;
-    let wait = if per_ms > 0.0 { need.max(0.0) / per_ms } else { HOUR_MS };
+    let wait = if per_ms > 0.0 {
+        need.max(0.0) / per_ms
+    } else {
+        HOUR_MS
+    };
     now + (wait.min(24.0 * HOUR_MS) as i64).max(60_000)
 }
 
@@ -517,7 +526,12 @@ pub fn on_level(
 }
 
 /// The phantom check of one (store, SKU) at `now` (another SKU of the store moved).
-pub fn on_time(policy: &Policy, item: &mut Item, now: i64, traffic: &Traffic) -> Vec<StockoutEvent> {
+pub fn on_time(
+    policy: &Policy,
+    item: &mut Item,
+    now: i64,
+    traffic: &Traffic,
+) -> Vec<StockoutEvent> {
     let Some((x, s)) = phantom_alarm(policy, item, traffic, now) else {
         item.check_at_ms = next_check(policy, item, traffic, now);
         return Vec::new();

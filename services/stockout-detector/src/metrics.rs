@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use crate::episodes::Item as DetectorItem;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use crate::episodes::Item as DetectorItem;
 use shelfguard_runtime::Observer;
 use shelfguard_runtime::metrics::{self, Labels};
 

@@ -98,7 +98,12 @@ fn confirmed_opens_only_when_empty_and_blocked() {
 fn one_episode_until_stock_returns_then_a_new_one() {
     let p = Policy::default();
     let mut item = Item::default();
-    let opened = on_level(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed)), &Traffic::default());
+    let opened = on_level(
+        &p,
+        &mut item,
+        level(0, "", Some(OutcomeStatus::Failed)),
+        &Traffic::default(),
+    );
     assert_eq!(opened.len(), 1);
     let opened = &opened[0];
     assert_eq!(opened.stockout_id, "S1/OIL-14/S1");
@@ -119,11 +124,21 @@ fn one_episode_until_stock_returns_then_a_new_one() {
         decide(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed))).is_empty(),
         "no second episode"
     );
-    let closed = on_level(&p, &mut item, level(5, "", Some(OutcomeStatus::Failed)), &Traffic::default());
+    let closed = on_level(
+        &p,
+        &mut item,
+        level(5, "", Some(OutcomeStatus::Failed)),
+        &Traffic::default(),
+    );
     assert_eq!(kinds(&closed), ["closed"]);
     assert_eq!(closed[0].stockout_id, "S1/OIL-14/S1");
     assert!(decide(&p, &mut item, level(4, "", None)).is_empty());
-    let again = on_level(&p, &mut item, level(0, "", Some(OutcomeStatus::Failed)), &Traffic::default());
+    let again = on_level(
+        &p,
+        &mut item,
+        level(0, "", Some(OutcomeStatus::Failed)),
+        &Traffic::default(),
+    );
     assert_eq!(again[0].stockout_id, "S1/OIL-14/S2");
 }
 
@@ -197,8 +212,8 @@ impl Rng {
         let c = 1.0 / (9.0 * d).sqrt();
         loop {
             // Standard normal by Box–Muller.
-            let z = (-2.0 * self.unit().ln()).sqrt()
-                * (2.0 * std::f64::consts::PI * self.unit()).cos();
+            let z =
+                (-2.0 * self.unit().ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos();
             let v = (1.0 + c * z).powi(3);
             if v > 0.0 && self.unit().ln() < 0.5 * z * z + d - d * v + d * v.ln() {
                 return d * v / k;
@@ -318,7 +333,8 @@ fn without_phantoms_false_alarms_stay_within_the_budget_poisson_and_overdisperse
         ] {
             let (mut alarms, mut store_days) = (0, 0.0);
             for seed in 0..stores {
-                let (a, d) = no_phantom_stream(&p, seed + 1, 120, 80.0, open_hours, days, dispersion);
+                let (a, d) =
+                    no_phantom_stream(&p, seed + 1, 120, 80.0, open_hours, days, dispersion);
                 alarms += a;
                 store_days += d;
             }
@@ -362,7 +378,11 @@ fn busy_store(p: &Policy, lines: i64, every: i64) -> (Store, i64) {
     let mut t = T0;
     for n in 0..lines {
         t = T0 + n * every;
-        let i = if n % 10 == 0 { 0 } else { 1 + (n as usize * 7) % 49 };
+        let i = if n % 10 == 0 {
+            0
+        } else {
+            1 + (n as usize * 7) % 49
+        };
         s.level(i, t, true, 100);
     }
     (s, t)
@@ -391,9 +411,16 @@ fn a_fast_seller_that_stops_selling_is_suspected_once_the_odds_pass_the_threshol
     let th = -(0.05 / (50.0 * 1440.0f64)).ln();
     let x = post.lines_to_alarm(th);
     let silence = s.store.store_lines - item.silence_from_lines;
-    assert!(silence >= x && silence < x + 2.0, "after {silence} lines, want {x:.0}");
+    assert!(
+        silence >= x && silence < x + 2.0,
+        "after {silence} lines, want {x:.0}"
+    );
     // More than 10 expected sales of silence, far fewer than a per-gap α of 1 % needed.
-    assert!(post.expected(x) > 10.0 && post.expected(x) < 20.0, "{}", post.expected(x));
+    assert!(
+        post.expected(x) > 10.0 && post.expected(x) < 20.0,
+        "{}",
+        post.expected(x)
+    );
     // Sales resume: it closes.
     let out = on_level(
         &p,
@@ -484,7 +511,11 @@ fn a_due_check_visits_the_quiet_key_on_another_skus_level() {
     assert!(due > t, "a check is planned");
     d.restored("S1/SKU-0", &item);
     let other = sold("SKU-3", due - 1, 9);
-    assert_eq!(d.keys(&other), ["S1/", "S1/SKU-3"], "the store key, then its own");
+    assert_eq!(
+        d.keys(&other),
+        ["S1/", "S1/SKU-3"],
+        "the store key, then its own"
+    );
     assert!(d.due_keys(&other).is_empty());
     let other = sold("SKU-3", due, 8);
     assert_eq!(d.due_keys(&other), ["S1/SKU-0"]);
@@ -599,7 +630,11 @@ fn settings_out_of_range_are_refused_at_start_never_clamped() {
     use clap::Parser as _;
     let parse = |flag: &str, v: &str| crate::Config::try_parse_from(["stockout-detector", flag, v]);
     for (flag, bad, good) in [
-        ("--phantom-false-alarms-per-store-day", ["0", "11", "-1", "nan"], "0.2"),
+        (
+            "--phantom-false-alarms-per-store-day",
+            ["0", "11", "-1", "nan"],
+            "0.2",
+        ),
         ("--phantom-max-shape", ["0.5", "20000", "x", "inf"], "5"),
         ("--phantom-warmup-hours", ["0", "721", "", "-3"], "48"),
         ("--sales-rate-half-life-days", ["0.1", "400", "0", "y"], "3"),
@@ -611,5 +646,8 @@ fn settings_out_of_range_are_refused_at_start_never_clamped() {
     }
     let ok = parse("--phantom-false-alarms-per-store-day", "0.2").unwrap();
     assert_eq!(ok.policy.phantom_false_alarms_per_store_day, 0.2);
-    assert!(parse("--phantom-alpha", "0.01").is_err(), "the per-gap α is gone");
+    assert!(
+        parse("--phantom-alpha", "0.01").is_err(),
+        "the per-gap α is gone"
+    );
 }
