@@ -5,12 +5,18 @@
 //!   replenishment is blocked: the latest decided reorder failed, or the goods are expected
 //!   beyond `RESTOCK_HORIZON_HOURS`. Closes when stock returns or a reorder is fulfilled
 //!   within the horizon.
-//! - **suspected** (phantom): the books show stock but sales stopped. The sales rate λ of each
-//!   (store, SKU) is learned online; when the time t since the last sale reaches
-//!   λ·t ≥ ln(1/α) (and at least `PHANTOM_MIN_GAP_MINUTES`), the shelf is probably empty.
-//!   Needs `PHANTOM_MIN_SALES` of history and `PHANTOM_MIN_SALES_PER_HOUR`, so slow sellers
-//!   never trigger it. Closes when sales
-//!   resume or a count corrects the figure.
+//! - **suspected** (phantom): the books show stock but sales stopped. Time is measured in
+//!   **exposure**: the store's own sale lines since the SKU's silence began (the store key
+//!   `"<store>/"` counts them, in the same partition), so closed hours and quiet periods add
+//!   nothing. The SKU's share of those lines has a Gamma posterior (decayed sales, decayed
+//!   lines while on sale; shape capped at `PHANTOM_MAX_SHAPE` for day-to-day swings), so the
+//!   chance of the silence is negative binomial. The Shiryaev–Roberts statistic R(x) =
+//!   ∫₀ˣ P(silence u) du / P(silence x) (an onset anywhere in the silence) raises the alarm at
+//!   R ≥ 1/f, with f = `PHANTOM_FALSE_ALARMS_PER_STORE_DAY` / (SKUs of the store × its lines a
+//!   day): without phantoms a store then gets about that many false alarms a day, whatever
+//!   its SKUs sell. A SKU with little history needs a far longer silence; one never sold is
+//!   never suspected; nothing before `PHANTOM_WARMUP_HOURS` of store history. Closes when
+//!   sales resume or a count corrects the figure.
 //!
 //! Time is the event's: a due phantom check of a quiet SKU runs on the next stock level of any
 //! SKU of the same store (see [`Detector::keys`]).
