@@ -558,6 +558,11 @@ fn detector_state_stays_within_64_bytes_per_key() {
         ..s.store.clone()
     };
     assert!(store.encoded_len() <= 32, "{}", store.encoded_len());
+    println!(
+        "detector statistics {} bytes per SKU key, store key {} bytes",
+        stats.encoded_len(),
+        store.encoded_len()
+    );
 }
 
 mod properties {
