@@ -165,7 +165,7 @@ mod tests {
         let cli = parse(&[
             "--reorder-retry-after-secs=30",
             "--default-order-up-to=40",
-            "--phantom-alpha=0.05",
+            "--phantom-false-alarms-per-store-day=0.1",
             "--offer-ttl-minutes=15",
             "--unknown-sku-grace-hours=2",
             "--max-attempts=2",
@@ -173,7 +173,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.inventory.0.reorder_retry_after_secs, 30);
         assert_eq!(cli.inventory.0.default_order_up_to, 40);
-        assert_eq!(cli.detector.0.phantom_alpha, 0.05);
+        assert_eq!(cli.detector.0.phantom_false_alarms_per_store_day, 0.1);
         assert_eq!(cli.offers.0.offer_ttl_minutes, 15);
         // One setting, given to both services that hold events.
         assert_eq!(cli.inventory.0.hold.unknown_sku_grace_hours, 2);

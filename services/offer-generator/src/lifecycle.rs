@@ -87,10 +87,10 @@ pub struct Policy {
     /// 0 or more.
     #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = DEFAULT_COMPLEMENT_MIN_SUPPORT, value_parser = number_at_least(0.0))]
     pub complement_min_support: f64,
-    /// A suspected (phantom) stockout gets its offer only once the gap without sales reaches
-    /// this many expected sales (the detector opens it at ln(1/α), 4.6 by default; 9.2 is
-    /// α = 0.01 %): most chance gaps end before, a shelf that is really empty stays silent.
-    /// 0 offers at once.
+    /// A suspected (phantom) stockout gets its offer only once the silence reaches this many
+    /// expected sales (the evidence's `expected_sales_in_gap`; the detector opens an episode when
+    /// its false-alarm budget allows, which for fast sellers is already past this): a shelf
+    /// that is really empty stays silent, a chance silence ends first. 0 offers at once.
     #[arg(
         long,
         env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES",

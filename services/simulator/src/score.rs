@@ -70,6 +70,51 @@ pub struct Params {
     pub min_truth_ms: i64,
     /// Sale lines per hour from which a SKU counts as a fast seller (phantom recall is split).
     pub fast_seller_per_hour: f64,
+    /// Expected sale lines per open hour of each (store, SKU), to put false alarms in a
+    /// velocity band too (missing: slow).
+    pub rates: HashMap<(String, String), f64>,
+    /// The stores' opening hours (UTC hours `[open, close)`): delays count open hours only.
+    pub open_hours: (u32, u32),
+}
+
+/// Open hours between `a` and `b` (UTC ms) for stores open `[open, close)` every day.
+pub fn open_hours_between(a: i64, b: i64, (open, close): (u32, u32)) -> f64 {
+    if b <= a {
+        return 0.0;
+    }
+    let (day, hour) = (DAY_MS, 3_600_000);
+    let mut total = 0i64;
+    let mut d = a.div_euclid(day) * day;
+    while d < b {
+        let (o, c) = (d + i64::from(open) * hour, d + i64::from(close) * hour);
+        total += (c.min(b) - o.max(a)).max(0);
+        d += day;
+    }
+    total as f64 / hour as f64
+}
+
+/// Velocity bands: fast (at least 1 sale per open hour), medium (0.1 to 1), slow.
+pub const BANDS: [&str; 3] = ["fast", "medium", "slow"];
+
+fn band_of(per_hour: f64) -> usize {
+    if per_hour >= 1.0 {
+        0
+    } else if per_hour >= 0.1 {
+        1
+    } else {
+        2
+    }
+}
+
+/// One velocity band of one kind.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BandScore {
+    pub tp_episodes: usize,
+    pub fp_episodes: usize,
+    pub found: usize,
+    pub of: usize,
+    /// Cause to episode, in open hours.
+    pub delays_h: Vec<f64>,
 }
 
 /// Median, 90th percentile and maximum of a sample, in simulated minutes.
@@ -120,6 +165,8 @@ pub struct KindScore {
     /// From the truth interval's start to the episode's opening, and to the offer issued for it.
     pub to_episode: Option<Spread>,
     pub to_offer: Option<Spread>,
+    /// Per velocity band ([`BANDS`]).
+    pub bands: [BandScore; 3],
 }
 
 impl KindScore {
@@ -170,6 +217,59 @@ impl Report {
     pub fn days(&self) -> f64 {
         (self.params.end_ms - self.params.start_ms) as f64 / DAY_MS as f64
     }
+    /// Suspected episodes that match no phantom, per store per day.
+    pub fn false_alarms_per_store_day(&self) -> f64 {
+        self.suspected.fp_episodes as f64 / (self.days() * self.params.stores as f64).max(1e-9)
+    }
+    /// Share of issued offers that answered a true stockout.
+    pub fn offers_true_share(&self) -> Option<f64> {
+        ratio(self.offers.issued_for_true_stockouts, self.offers.issued)
+    }
+    /// Suspected precision and recall over fast and medium sellers together.
+    pub fn suspected_fast_medium(&self) -> (Option<f64>, Option<f64>) {
+        let b = &self.suspected.bands;
+        (
+            ratio(
+                b[0].tp_episodes + b[1].tp_episodes,
+                b[0].tp_episodes + b[1].tp_episodes + b[0].fp_episodes + b[1].fp_episodes,
+            ),
+            ratio(b[0].found + b[1].found, b[0].of + b[1].of),
+        )
+    }
+    /// One line of figures for averaging over seeds (`--seeds`): name=value pairs, NaN when n/a.
+    pub fn summary(&self) -> String {
+        let f = |x: Option<f64>| x.map_or(f64::NAN, |v| v * 100.0);
+        let (fm_p, fm_r) = self.suspected_fast_medium();
+        let mut out = format!(
+            "confirmed_precision={:.1} confirmed_recall={:.1} suspected_precision={:.1} suspected_recall={:.1} fast_medium_precision={:.1} fast_medium_recall={:.1} false_alarms_per_store_day={:.3} offers={} offers_true_pct={:.1}",
+            f(self.confirmed.precision()),
+            f(self.confirmed.recall()),
+            f(self.suspected.precision()),
+            f(self.suspected.recall()),
+            f(fm_p),
+            f(fm_r),
+            self.false_alarms_per_store_day(),
+            self.offers.issued,
+            f(self.offers_true_share()),
+        );
+        for (name, k) in [
+            ("suspected", &self.suspected),
+            ("confirmed", &self.confirmed),
+        ] {
+            for (i, b) in k.bands.iter().enumerate() {
+                let d = Spread::of(b.delays_h.clone());
+                out.push_str(&format!(
+                    " {name}_{band}_precision={:.1} {name}_{band}_recall={:.1} {name}_{band}_delay_median_h={:.2} {name}_{band}_delay_p90_h={:.2}",
+                    f(ratio(b.tp_episodes, b.tp_episodes + b.fp_episodes)),
+                    f(ratio(b.found, b.of)),
+                    d.map_or(f64::NAN, |s| s.median),
+                    d.map_or(f64::NAN, |s| s.p90),
+                    band = BANDS[i]
+                ));
+            }
+        }
+        out
+    }
     /// Issued offers per store per day.
     pub fn offers_per_store_day(&self) -> Option<f64> {
         let d = self.days() * self.params.stores as f64;
@@ -201,12 +301,25 @@ fn score_kind(
             .or_default()
             .push(t);
     }
+    let mut bands: [BandScore; 3] = Default::default();
     let tp_episodes = eps
         .iter()
         .filter(|e| {
-            by_key
+            let tp = by_key
                 .get(&(e.store.as_str(), e.sku.as_str()))
-                .is_some_and(|ts| ts.iter().any(|t| overlaps(e, t, p.end_ms, p.grace_ms)))
+                .is_some_and(|ts| ts.iter().any(|t| overlaps(e, t, p.end_ms, p.grace_ms)));
+            let rate = p
+                .rates
+                .get(&(e.store.clone(), e.sku.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            let b = &mut bands[band_of(rate)];
+            if tp {
+                b.tp_episodes += 1;
+            } else {
+                b.fp_episodes += 1;
+            }
+            tp
         })
         .count();
     let mut eps_by_key: HashMap<(&str, &str), Vec<&Episode>> = HashMap::new();
@@ -238,12 +351,17 @@ fn score_kind(
             &mut slow
         };
         bucket.1 += 1;
+        let band = &mut bands[band_of(t.sales_per_hour)];
+        band.of += 1;
         let Some(e) = hit else {
             missed += 1;
             continue;
         };
         found += 1;
         bucket.0 += 1;
+        band.found += 1;
+        band.delays_h
+            .push(((e.opened_ms - t.start_ms).max(0)) as f64 / 3_600_000.0);
         to_episode.push((e.opened_ms - t.start_ms) as f64 / MINUTE_MS as f64);
         if let Some(&at) = first_issued.get(e.stockout_id.as_str()) {
             to_offer.push((at - t.start_ms) as f64 / MINUTE_MS as f64);
@@ -259,6 +377,7 @@ fn score_kind(
         slow,
         to_episode: Spread::of(to_episode),
         to_offer: Spread::of(to_offer),
+        bands,
     }
 }
 
@@ -434,6 +553,20 @@ impl fmt::Display for Report {
                     share(k.slow.0, k.slow.1)
                 )?;
             }
+            for (i, b) in k.bands.iter().enumerate() {
+                let d = Spread::of(b.delays_h.clone());
+                writeln!(
+                    f,
+                    "    {:<6} precision {} (TP {}, FP {}), recall {}, delay median {} h, p90 {} h",
+                    BANDS[i],
+                    pct(ratio(b.tp_episodes, b.tp_episodes + b.fp_episodes)),
+                    b.tp_episodes,
+                    b.fp_episodes,
+                    share(b.found, b.of),
+                    d.map_or_else(|| "n/a".into(), |s| format!("{:.1}", s.median)),
+                    d.map_or_else(|| "n/a".into(), |s| format!("{:.1}", s.p90)),
+                )?;
+            }
             writeln!(f, "    cause -> episode opened: {}", spread(&k.to_episode))?;
             writeln!(f, "    cause -> offer issued:   {}", spread(&k.to_offer))?;
         }
@@ -441,15 +574,24 @@ impl fmt::Display for Report {
             writeln!(f, "  episodes of unspecified kind: {}", self.other_episodes)?;
         }
         let o = &self.offers;
+        let (fm_p, fm_r) = self.suspected_fast_medium();
+        writeln!(
+            f,
+            "  suspected over fast+medium sellers: precision {}, recall {}; false alarms {:.3} per store per day",
+            pct(fm_p),
+            pct(fm_r),
+            self.false_alarms_per_store_day()
+        )?;
         writeln!(f, "offers")?;
         writeln!(
             f,
-            "  issued {} ({} suspected), {} per store per day; {} answer a true stockout",
+            "  issued {} ({} suspected), {} per store per day; {} answer a true stockout ({})",
             o.issued,
             o.issued_suspected,
             self.offers_per_store_day()
                 .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}")),
-            o.issued_for_true_stockouts
+            o.issued_for_true_stockouts,
+            pct(self.offers_true_share())
         )?;
         let causes = if o.not_offered.is_empty() {
             "none".to_owned()

@@ -76,6 +76,13 @@ pub struct WeekConfig {
     /// Every this many hours each store counts the SKUs its books show empty (a gap scan):
     /// the count confirms the empty shelf and gives inventory an event to retry a failed reorder on.
     pub gap_scan_every_hours: i64,
+    /// Opening hours of every store, UTC hours of the day `[open, close)`: no basket outside
+    /// them. `(0, 24)`: open around the clock.
+    pub open_hours: (u32, u32),
+    /// Overdispersed demand: each (store, SKU, day) draws a factor m ~ Gamma(k, 1/k) (mean 1)
+    /// and its basket lines are kept with chance min(1, m): some days a product sells much
+    /// less than its mean. `None`: Poisson demand.
+    pub dispersion: Option<f64>,
 }
 
 impl Default for WeekConfig {
@@ -99,6 +106,8 @@ impl Default for WeekConfig {
             fulfil_after_minutes: (5, 30),
             delivery_hours: (2.0, 12.0),
             gap_scan_every_hours: 4,
+            open_hours: (0, 24),
+            dispersion: None,
         }
     }
 }
@@ -129,6 +138,17 @@ impl WeekConfig {
         }
         if !(self.baskets_per_hour.is_finite() && self.baskets_per_hour > 0.0) {
             return Err("baskets per hour must be > 0".into());
+        }
+        let (open, close) = self.open_hours;
+        if open >= close || close > 24 {
+            return Err(format!(
+                "opening hours must be 0 <= open < close <= 24, got {open}-{close}"
+            ));
+        }
+        if let Some(k) = self.dispersion
+            && !(k.is_finite() && k >= 1.0)
+        {
+            return Err(format!("the dispersion shape must be >= 1, got {k}"));
         }
         Ok(())
     }
@@ -451,6 +471,48 @@ impl Week {
         b
     }
 
+    /// Whether the stores are open at `t` (UTC ms).
+    pub fn is_open(&self, t: i64) -> bool {
+        let h = (t.rem_euclid(24 * HOUR_MS) / HOUR_MS) as u32;
+        h >= self.cfg.open_hours.0 && h < self.cfg.open_hours.1
+    }
+
+    /// The next opening at or after `t` (`t` itself when open).
+    fn next_open(&self, t: i64) -> i64 {
+        if self.is_open(t) {
+            return t;
+        }
+        let day = t.div_euclid(24 * HOUR_MS) * 24 * HOUR_MS;
+        let open = day + i64::from(self.cfg.open_hours.0) * HOUR_MS;
+        if open > t { open } else { open + 24 * HOUR_MS }
+    }
+
+    /// The day's demand factor of (s, i) (see [`WeekConfig::dispersion`]), drawn from its own
+    /// seed so the order of draws does not matter.
+    fn day_factor(&self, s: usize, i: usize, t: i64) -> f64 {
+        let Some(k) = self.cfg.dispersion else {
+            return 1.0;
+        };
+        let day = t.div_euclid(24 * HOUR_MS) as u64;
+        let salt = ((s as u64) << 40) ^ ((i as u64) << 20) ^ day;
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.cfg.seed, 0xD15E_0000 ^ salt));
+        gamma_mean1(&mut rng, k)
+    }
+
+    /// Expected sale lines per hour of every (store, SKU) while on the shelf, for the score.
+    pub fn rates(&self) -> HashMap<(String, String), f64> {
+        let mut out = HashMap::new();
+        for s in 0..self.stores.len() {
+            for i in 0..self.catalog.len() {
+                out.insert(
+                    (self.stores[s].id.clone(), self.catalog[i].sku.clone()),
+                    self.sales_per_hour(s, i),
+                );
+            }
+        }
+        out
+    }
+
     /// Expected sale lines per hour of `sku` in store `s` while it is on the shelf.
     fn sales_per_hour(&self, s: usize, i: usize) -> f64 {
         self.stores[s].baskets_per_hour
@@ -739,6 +801,13 @@ impl Week {
                 if at >= to {
                     break;
                 }
+                if !self.is_open(at) {
+                    let open = self.next_open(at);
+                    let store = &mut self.stores[s];
+                    store.next_basket_ms =
+                        open + next_gap_ms(&mut store.rng, store.baskets_per_hour).max(1);
+                    continue;
+                }
                 let store = &mut self.stores[s];
                 let gap = next_gap_ms(&mut store.rng, store.baskets_per_hour);
                 store.next_basket_ms = at + gap.max(1);
@@ -750,6 +819,12 @@ impl Week {
                 );
                 let mut lines = Vec::new();
                 for l in wanted {
+                    if self.cfg.dispersion.is_some() {
+                        let m = self.day_factor(s, l.index, at);
+                        if m < 1.0 && !self.stores[s].rng.random_bool(m.max(0.0)) {
+                            continue;
+                        }
+                    }
                     let item = &mut self.items[s][l.index];
                     if item.shelf <= 0 {
                         self.stats.lines_lost += 1;
@@ -829,6 +904,22 @@ impl Week {
         let i = *self.sku_index.get(sku)?;
         let item = &self.items[s][i];
         Some((item.shelf, item.books))
+    }
+}
+
+/// Gamma(k, 1/k), mean 1, k >= 1 (Marsaglia–Tsang, normal by Box–Muller).
+fn gamma_mean1(rng: &mut impl Rng, k: f64) -> f64 {
+    let d = k - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = rng.random();
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let v = (1.0 + c * z).powi(3);
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        if v > 0.0 && u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+            return d * v / k;
+        }
     }
 }
 

@@ -5,18 +5,23 @@
 //!   replenishment is blocked: the latest decided reorder failed, or the goods are expected
 //!   beyond `RESTOCK_HORIZON_HOURS`. Closes when stock returns or a reorder is fulfilled
 //!   within the horizon.
-//! - **suspected** (phantom): the books show stock but sales stopped. The sales rate λ of each
-//!   (store, SKU) is learned online; when the time t since the last sale reaches
-//!   λ·t ≥ ln(1/α) (and at least `PHANTOM_MIN_GAP_MINUTES`), the shelf is probably empty.
-//!   Needs `PHANTOM_MIN_SALES` of history and `PHANTOM_MIN_SALES_PER_HOUR`, so slow sellers
-//!   never trigger it. Closes when sales
-//!   resume or a count corrects the figure.
+//! - **suspected** (phantom): the books show stock but sales stopped. Time is measured in
+//!   **exposure**: the store's own sale lines since the SKU's silence began (the store key
+//!   `"<store>/"` counts them, in the same partition), so closed hours and quiet periods add
+//!   nothing. The SKU's share of those lines has a Gamma posterior (decayed sales, decayed
+//!   lines while on sale; shape capped at `PHANTOM_MAX_SHAPE` for day-to-day swings), so the
+//!   chance of the silence is negative binomial. The Shiryaev–Roberts statistic R(x) =
+//!   ∫₀ˣ P(silence u) du / P(silence x) (an onset anywhere in the silence) raises the alarm at
+//!   R ≥ 1/f, with f = `PHANTOM_FALSE_ALARMS_PER_STORE_DAY` / (SKUs of the store × its lines a
+//!   day): without phantoms a store then gets about that many false alarms a day, whatever
+//!   its SKUs sell. A SKU with little history needs a far longer silence; one never sold is
+//!   never suspected; nothing before `PHANTOM_WARMUP_HOURS` of store history. Closes when
+//!   sales resume or a count corrects the figure.
 //!
 //! Time is the event's: a due phantom check of a quiet SKU runs on the next stock level of any
 //! SKU of the same store (see [`Detector::keys`]).
 use clap::Args;
 use shelfguard_events::inventory::{Cause, StockLevel};
-use shelfguard_events::state::DetectorItem;
 use shelfguard_events::stockout::{
     Attempt, Closed, Evidence, Kind, Opened, StockoutEvent, stockout_event::Change,
 };
@@ -31,24 +36,21 @@ use shelfguard_runtime::{Output, Processor, Rejected};
 pub const SERVICE: &str = "stockout-detector";
 const HOUR_MS: f64 = 3_600_000.0;
 
+/// Default of `PHANTOM_FALSE_ALARMS_PER_STORE_DAY`.
+pub const DEFAULT_FALSE_ALARMS_PER_STORE_DAY: f64 = 0.05;
+/// Default of `PHANTOM_MAX_SHAPE`.
+pub const DEFAULT_MAX_SHAPE: f64 = 30.0;
+/// Default of `PHANTOM_WARMUP_HOURS`.
+pub const DEFAULT_WARMUP_HOURS: f64 = 24.0;
+/// Default of `SALES_RATE_HALF_LIFE_DAYS`.
+pub const DEFAULT_HALF_LIFE_DAYS: f64 = 7.0;
 /// Default of `EMPTY_AT_UNITS`.
 pub const DEFAULT_EMPTY_AT_UNITS: i32 = 0;
 /// Default of `RESTOCK_HORIZON_HOURS`.
 pub const DEFAULT_RESTOCK_HORIZON_HOURS: i64 = 24;
-/// Default of `PHANTOM_ALPHA`.
-pub const DEFAULT_PHANTOM_ALPHA: f64 = 0.01;
-/// Default of `PHANTOM_ALPHA_SCOPE`.
-pub const DEFAULT_PHANTOM_ALPHA_SCOPE: &str = "gap";
-/// Default of `PHANTOM_MIN_SALES`.
-pub const DEFAULT_PHANTOM_MIN_SALES: f64 = 10.0;
-/// Default of `PHANTOM_MIN_SALES_PER_HOUR`.
-pub const DEFAULT_PHANTOM_MIN_SALES_PER_HOUR: f64 = 1.0;
-/// Default of `PHANTOM_MIN_GAP_MINUTES`.
-pub const DEFAULT_PHANTOM_MIN_GAP_MINUTES: i64 = 60;
-/// Default of `SALES_RATE_HALF_LIFE_DAYS`.
-pub const DEFAULT_SALES_RATE_HALF_LIFE_DAYS: f64 = 7.0;
-/// Shortest `SALES_RATE_HALF_LIFE_DAYS` (about 15 minutes).
-pub const MIN_HALF_LIFE_DAYS: f64 = 0.01;
+/// Prior sales of the Gamma posterior on a SKU's share (a SKU with no sales yet is never
+/// suspected: with shape 1/2 the silence it would need is beyond any week).
+const PRIOR_SALES: f64 = 0.5;
 
 #[derive(Debug, Clone, Args)]
 #[group(id = "stockout-detector-policy")]
@@ -60,42 +62,50 @@ pub struct Policy {
     /// (a year).
     #[arg(long, env = "RESTOCK_HORIZON_HOURS", default_value_t = DEFAULT_RESTOCK_HORIZON_HOURS, value_parser = clap::value_parser!(i64).range(0..=8760))]
     pub restock_horizon_hours: i64,
-    /// Phantom stockouts: the chance α of a gap this long by bad luck alone (λ·t ≥ ln(1/α));
-    /// in (0, 0.5].
-    #[arg(long, env = "PHANTOM_ALPHA", default_value_t = DEFAULT_PHANTOM_ALPHA, value_parser = probability)]
-    pub phantom_alpha: f64,
-    /// What α bounds: `gap` (each gap between two sales reaches the threshold with chance α,
-    /// the rule λ·t ≥ ln(1/α)), or `day` (a steady seller raises a false alarm with chance α per
-    /// day: λ·t ≥ ln(λ·24 h/α), for many fewer false alarms on busy SKUs).
-    #[arg(long, env = "PHANTOM_ALPHA_SCOPE", default_value = DEFAULT_PHANTOM_ALPHA_SCOPE, value_parser = ["gap", "day"])]
-    pub phantom_alpha_scope: String,
-    /// Phantom stockouts need at least this much sales history (decayed sale events); 0 or more.
-    #[arg(long, env = "PHANTOM_MIN_SALES", default_value_t = DEFAULT_PHANTOM_MIN_SALES, value_parser = number_at_least(0.0))]
-    pub phantom_min_sales: f64,
-    /// Slow sellers never trigger it: the learned rate must be at least this many sales an
-    /// hour; 0 or more.
-    #[arg(long, env = "PHANTOM_MIN_SALES_PER_HOUR", default_value_t = DEFAULT_PHANTOM_MIN_SALES_PER_HOUR, value_parser = number_at_least(0.0))]
-    pub phantom_min_sales_per_hour: f64,
-    /// ... and a gap of at least this many minutes, whatever the rate; 0 to 43200 (30 days).
-    #[arg(long, env = "PHANTOM_MIN_GAP_MINUTES", default_value_t = DEFAULT_PHANTOM_MIN_GAP_MINUTES, value_parser = clap::value_parser!(i64).range(0..=43_200))]
-    pub phantom_min_gap_minutes: i64,
-    /// Half-life of the learned sales rate, in days (older sales count half as much); 0.01
-    /// (about 15 minutes) or more.
-    #[arg(long, env = "SALES_RATE_HALF_LIFE_DAYS", default_value_t = DEFAULT_SALES_RATE_HALF_LIFE_DAYS, value_parser = number_at_least(MIN_HALF_LIFE_DAYS))]
+    /// Phantom stockouts: the false alarms a store may get per day on SKUs that are not
+    /// empty. Every SKU of the store gets the same share of it per unit of store traffic,
+    /// which sets the posterior odds a silence must reach. In (0, 10].
+    #[arg(long, env = "PHANTOM_FALSE_ALARMS_PER_STORE_DAY",
+          default_value_t = DEFAULT_FALSE_ALARMS_PER_STORE_DAY, value_parser = alarms_per_day)]
+    pub phantom_false_alarms_per_store_day: f64,
+    /// Overdispersion: the Gamma shape of a SKU's share is capped at this (day-to-day swings
+    /// of demand mean even a long history never pins the share down). In [1, 10000].
+    #[arg(long, env = "PHANTOM_MAX_SHAPE", default_value_t = DEFAULT_MAX_SHAPE, value_parser = max_shape)]
+    pub phantom_max_shape: f64,
+    /// No phantom alarm before the store has this much history (its traffic per day is
+    /// learned). In [1, 720].
+    #[arg(long, env = "PHANTOM_WARMUP_HOURS", default_value_t = DEFAULT_WARMUP_HOURS, value_parser = warmup_hours)]
+    pub phantom_warmup_hours: f64,
+    /// Half-life of the learned share of each SKU, in days (older sales count half as much).
+    /// In [0.5, 365].
+    #[arg(long, env = "SALES_RATE_HALF_LIFE_DAYS", default_value_t = DEFAULT_HALF_LIFE_DAYS, value_parser = half_life)]
     pub sales_rate_half_life_days: f64,
 }
 
-/// A chance in (0, 0.5]: larger would flag most ordinary gaps, 0 would never flag one.
-fn probability(s: &str) -> Result<f64, String> {
+fn number_in(s: &str, lo: f64, hi: f64, lo_open: bool) -> Result<f64, String> {
     let v: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number"))?;
-    if v > 0.0 && v <= 0.5 {
+    let above = if lo_open { v > lo } else { v >= lo };
+    if v.is_finite() && above && v <= hi {
         Ok(v)
     } else {
-        Err(format!("{v} is outside (0, 0.5]"))
+        let open = if lo_open { '(' } else { '[' };
+        Err(format!("{v} is outside {open}{lo}, {hi}]"))
     }
+}
+fn alarms_per_day(s: &str) -> Result<f64, String> {
+    number_in(s, 0.0, 10.0, true)
+}
+fn max_shape(s: &str) -> Result<f64, String> {
+    number_in(s, 1.0, 10_000.0, false)
+}
+fn warmup_hours(s: &str) -> Result<f64, String> {
+    number_in(s, 1.0, 720.0, false)
+}
+fn half_life(s: &str) -> Result<f64, String> {
+    number_in(s, 0.5, 365.0, false)
 }
 
 impl Default for Policy {
@@ -103,12 +113,10 @@ impl Default for Policy {
         Self {
             empty_at_units: DEFAULT_EMPTY_AT_UNITS,
             restock_horizon_hours: DEFAULT_RESTOCK_HORIZON_HOURS,
-            phantom_alpha: DEFAULT_PHANTOM_ALPHA,
-            phantom_alpha_scope: DEFAULT_PHANTOM_ALPHA_SCOPE.into(),
-            phantom_min_sales: DEFAULT_PHANTOM_MIN_SALES,
-            phantom_min_sales_per_hour: DEFAULT_PHANTOM_MIN_SALES_PER_HOUR,
-            phantom_min_gap_minutes: DEFAULT_PHANTOM_MIN_GAP_MINUTES,
-            sales_rate_half_life_days: DEFAULT_SALES_RATE_HALF_LIFE_DAYS,
+            phantom_false_alarms_per_store_day: DEFAULT_FALSE_ALARMS_PER_STORE_DAY,
+            phantom_max_shape: DEFAULT_MAX_SHAPE,
+            phantom_warmup_hours: DEFAULT_WARMUP_HOURS,
+            sales_rate_half_life_days: DEFAULT_HALF_LIFE_DAYS,
         }
     }
 }
@@ -117,71 +125,256 @@ impl Policy {
     fn horizon_ms(&self) -> i64 {
         self.restock_horizon_hours * 3_600_000
     }
-    /// The expected number of sales a gap must reach at sales rate `per_hour`: ln(1/α), or
-    /// ln(n/α) with n the gaps of a day when α is per day.
-    fn threshold(&self, per_hour: f64) -> f64 {
-        // In (0, 0.5] by its parser: refused at start otherwise, never clamped.
-        let alpha = self.phantom_alpha;
-        let gaps = if self.phantom_alpha_scope == "day" {
-            (per_hour * 24.0).max(1.0)
-        } else {
-            1.0
-        };
-        (gaps / alpha).ln()
-    }
     fn tau_ms(&self) -> f64 {
-        // At least MIN_HALF_LIFE_DAYS by its parser (refused at start otherwise); the floor
-        // only guards a Policy built in code.
-        self.sales_rate_half_life_days.max(MIN_HALF_LIFE_DAYS) * 24.0 * HOUR_MS
-            / std::f64::consts::LN_2
+        self.sales_rate_half_life_days * 24.0 * HOUR_MS / std::f64::consts::LN_2
     }
 }
 
-/// Sales per millisecond learned so far, when there is enough history to trust it.
-fn rate(policy: &Policy, item: &DetectorItem) -> Option<f64> {
-    (item.sales_weight >= policy.phantom_min_sales && item.exposure_ms > 0.0)
-        .then(|| item.sales_weight / item.exposure_ms)
+/// The state of one key. Two kinds of key share it:
+/// - `<store>/<sku>`: the episode (fields 1-4), the latest stock level, and the phantom
+///   detector's statistics (fields 8-13, 44 bytes on the wire once warm);
+/// - `<store>/` (the store key): the store's traffic (fields 14-16).
+///
+/// Fields 1-4 and 8 are those of `shelfguard.state.v1.DetectorItem`, so a changelog written
+/// by an older detector restores (its clock-time rate, fields 5-7, is dropped and the share
+/// is learned again).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Item {
+    /// Latest stock level seen.
+    #[prost(message, optional, tag = "1")]
+    pub level: Option<StockLevel>,
+    /// The open episode, empty when none.
+    #[prost(string, tag = "2")]
+    pub open_stockout_id: String,
+    #[prost(uint32, tag = "3")]
+    pub episode_seq: u32,
+    /// Kind of the open episode (shelfguard.stockout.v1.Kind).
+    #[prost(int32, tag = "4")]
+    pub open_kind: i32,
+    /// When the current silence began: the latest sale, or when the shelf was last seen
+    /// stocked (a receipt, a count, the books back above empty).
+    #[prost(int64, tag = "8")]
+    pub last_sale_at_ms: i64,
+    /// Gamma posterior on the SKU's share of the store's sale lines: decayed sales (shape,
+    /// less the prior) and decayed store lines while the SKU was on sale (rate).
+    #[prost(double, tag = "9")]
+    pub share_sales: f64,
+    #[prost(double, tag = "10")]
+    pub share_exposure: f64,
+    /// The store's line counter when this key last learned, and when the silence began.
+    #[prost(double, tag = "11")]
+    pub store_lines_seen: f64,
+    #[prost(double, tag = "12")]
+    pub silence_from_lines: f64,
+    /// When the phantom check should next run (0: none), for the due index.
+    #[prost(int64, tag = "13")]
+    pub check_at_ms: i64,
+    /// Store key only: sale lines of the store so far, SKUs seen, since when.
+    #[prost(double, tag = "14")]
+    pub store_lines: f64,
+    #[prost(uint32, tag = "15")]
+    pub store_skus: u32,
+    #[prost(int64, tag = "16")]
+    pub store_since_ms: i64,
 }
 
-/// When a phantom check of `item` falls due: the last sale plus the gap that makes λ·t reach
-/// the threshold (and at least the minimum gap). None when it cannot be suspected.
-pub fn phantom_due(policy: &Policy, item: &DetectorItem) -> Option<i64> {
-    let level = item.level.as_ref()?;
-    if !item.open_stockout_id.is_empty()
-        || level.on_hand <= policy.empty_at_units
-        || item.last_sale_at_ms == 0
-    {
+/// What a SKU key needs to know about its store's traffic (read from the store key).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Traffic {
+    /// Sale lines of the store so far (the exposure clock).
+    pub lines: f64,
+    /// SKUs of the store seen so far.
+    pub skus: u32,
+    /// The store's first stock level (UTC ms).
+    pub since_ms: i64,
+}
+
+impl Traffic {
+    pub fn of(store: &Item) -> Self {
+        Self {
+            lines: store.store_lines,
+            skus: store.store_skus,
+            since_ms: store.store_since_ms,
+        }
+    }
+    /// Sale lines per ms so far, averaged over open and closed hours.
+    fn per_ms(&self, now: i64) -> f64 {
+        let dt = (now - self.since_ms) as f64;
+        if dt > 0.0 { self.lines / dt } else { 0.0 }
+    }
+}
+
+/// The store key's part of a stock level: one more line if it is a sale, one more SKU if the
+/// SKU is new (`known` says whether the SKU key already had a level).
+pub fn on_store_level(store: &mut Item, level: &StockLevel, known: bool) {
+    if store.store_since_ms == 0 {
+        store.store_since_ms = level.occurred_at_ms;
+    }
+    if level.cause == Cause::Sale as i32 && level.sold > 0 {
+        store.store_lines += 1.0;
+    }
+    if !known {
+        store.store_skus += 1;
+    }
+}
+
+/// The phantom test of one silence, from the Gamma(α, β) posterior on the SKU's share:
+/// with `x` store lines of silence, P(no sale) = (β/(β+x))^α (negative binomial), and the
+/// Shiryaev–Roberts statistic (onset uniform over the silence, per line) is
+/// R(x) = ∫₀ˣ P(no sale in u) du / P(no sale in x). Alarm when R(x) ≥ 1/f: under no phantom,
+/// a SKU then raises false alarms at about f per store line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Silence {
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl Silence {
+    /// The posterior of `item`, shape capped at `max_shape` (mean kept), or None without
+    /// exposure yet.
+    pub fn of(policy: &Policy, item: &Item) -> Option<Self> {
+        if item.share_exposure < 1.0 || item.share_sales <= 0.0 {
+            return None;
+        }
+        let alpha = item.share_sales + PRIOR_SALES;
+        let beta = item.share_exposure;
+        let capped = alpha.min(policy.phantom_max_shape);
+        Some(Self {
+            alpha: capped,
+            beta: beta * capped / alpha,
+        })
+    }
+    /// ln R(x).
+    pub fn ln_r(&self, x: f64) -> f64 {
+        if x <= 0.0 {
+            return f64::NEG_INFINITY;
+        }
+        let (a, b) = (self.alpha, self.beta);
+        let l = (x / b).ln_1p(); // ln(1 + x/β) = -ln P0 / α
+        let ln_int = if (a - 1.0).abs() < 1e-9 {
+            b.ln() + l.ln()
+        } else {
+            // β/(α-1)·(1 - e^{-(α-1)l}), positive for either sign of α-1.
+            let e = -(-(a - 1.0) * l).exp_m1();
+            b.ln() + (e / (a - 1.0)).ln()
+        };
+        ln_int + a * l
+    }
+    /// The silence (store lines) at which ln R reaches `ln_threshold`.
+    pub fn lines_to_alarm(&self, ln_threshold: f64) -> f64 {
+        let (mut lo, mut hi) = (0.0_f64, self.beta.max(1.0));
+        let mut n = 0;
+        while self.ln_r(hi) < ln_threshold && n < 200 {
+            lo = hi;
+            hi *= 2.0;
+            n += 1;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if self.ln_r(mid) < ln_threshold {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
+    }
+    /// Expected sales in `x` lines of silence (posterior mean share × x).
+    pub fn expected(&self, x: f64) -> f64 {
+        self.alpha / self.beta * x
+    }
+}
+
+/// ln(1/f): f = budget / (SKUs × store lines a day) false alarms per SKU per store line.
+/// None before the store's warm-up is over.
+fn ln_threshold(policy: &Policy, traffic: &Traffic, now: i64) -> Option<f64> {
+    let hours = (now - traffic.since_ms) as f64 / HOUR_MS;
+    if traffic.since_ms == 0 || hours < policy.phantom_warmup_hours || traffic.lines < 1.0 {
         return None;
     }
-    let lambda = rate(policy, item)?;
-    if lambda * HOUR_MS < policy.phantom_min_sales_per_hour {
-        return None;
-    }
-    let gap = (policy.threshold(lambda * HOUR_MS) / lambda)
-        .max((policy.phantom_min_gap_minutes * 60_000) as f64);
-    Some(item.last_sale_at_ms + gap.ceil() as i64)
+    let lines_per_day = traffic.lines / hours * 24.0;
+    let per_line = policy.phantom_false_alarms_per_store_day
+        / (f64::from(traffic.skus.max(1)) * lines_per_day);
+    Some(-per_line.ln())
 }
 
-/// Brings the learned rate up to `now`: decays both sums, adds the time on sale (when the
-/// books had stock and no episode was open) and this event's sale.
-fn learn(policy: &Policy, item: &mut DetectorItem, now: i64, sold: bool) {
-    if item.rate_updated_at_ms == 0 {
-        item.rate_updated_at_ms = now;
+/// Whether `item` can be suspected now: books show stock, no open episode, a silence going.
+fn watchable(policy: &Policy, item: &Item) -> bool {
+    item.level
+        .as_ref()
+        .is_some_and(|l| l.on_hand > policy.empty_at_units)
+        && item.open_stockout_id.is_empty()
+        && item.last_sale_at_ms > 0
+}
+
+/// The phantom test of `item` at `now`: Some(silence lines, posterior) when the alarm is due.
+fn phantom_alarm(
+    policy: &Policy,
+    item: &Item,
+    traffic: &Traffic,
+    now: i64,
+) -> Option<(f64, Silence)> {
+    if !watchable(policy, item) {
+        return None;
     }
-    let dt = (now - item.rate_updated_at_ms).max(0) as f64;
-    let tau = policy.tau_ms();
-    let d = (-dt / tau).exp();
+    let s = Silence::of(policy, item)?;
+    let th = ln_threshold(policy, traffic, now)?;
+    let x = traffic.lines - item.silence_from_lines;
+    (s.ln_r(x) >= th).then_some((x, s))
+}
+
+/// When to look again (0: not watched): the store lines still needed at four times the
+/// store's mean traffic (busy hours are busier than the mean), at least a minute on.
+fn next_check(policy: &Policy, item: &Item, traffic: &Traffic, now: i64) -> i64 {
+    if !watchable(policy, item) {
+        return 0;
+    }
+    let Some(s) = Silence::of(policy, item) else {
+        return 0;
+    };
+    let warm_at = traffic.since_ms + (policy.phantom_warmup_hours * HOUR_MS).ceil() as i64;
+    let Some(th) = ln_threshold(policy, traffic, now) else {
+        return warm_at.max(now + 60_000);
+    };
+    let need = s.lines_to_alarm(th) - (traffic.lines - item.silence_from_lines);
+    let per_ms = traffic.per_ms(now) * 4.0;
+    let wait = if per_ms > 0.0 {
+        need.max(0.0) / per_ms
+    } else {
+        HOUR_MS
+    };
+    now + (wait.min(24.0 * HOUR_MS) as i64).max(60_000)
+}
+
+/// Brings the share posterior up to `now` (the state before this level was in force since the
+/// previous one): decays both sums, adds the store lines while the SKU was on sale and no
+/// episode was open, and this level's sale. A sale, a receipt or a count (someone saw the
+/// shelf), or the books coming back above empty, start a new silence.
+fn learn(policy: &Policy, item: &mut Item, level: &StockLevel, traffic: &Traffic, sold: bool) {
+    let now = level.occurred_at_ms;
+    let prev_at = item.level.as_ref().map_or(now, |l| l.occurred_at_ms);
+    let d = (-((now - prev_at).max(0) as f64) / policy.tau_ms()).exp();
     let on_sale = item
         .level
         .as_ref()
         .is_some_and(|l| l.on_hand > policy.empty_at_units)
         && item.open_stockout_id.is_empty();
-    item.sales_weight *= d;
-    item.exposure_ms = item.exposure_ms * d + if on_sale { tau * (1.0 - d) } else { 0.0 };
-    item.rate_updated_at_ms = item.rate_updated_at_ms.max(now);
+    let seen = if item.level.is_some() {
+        (traffic.lines - item.store_lines_seen).max(0.0)
+    } else {
+        0.0
+    };
+    item.share_sales *= d;
+    item.share_exposure = item.share_exposure * d + if on_sale { seen } else { 0.0 };
+    item.store_lines_seen = traffic.lines;
+    let stocked = level.on_hand > policy.empty_at_units;
+    let seen_stocked = level.cause == Cause::Receipt as i32 || level.cause == Cause::Count as i32;
     if sold {
-        item.sales_weight += 1.0;
+        item.share_sales += 1.0;
+    }
+    if sold || (stocked && (seen_stocked || !on_sale)) {
         item.last_sale_at_ms = now;
+        item.silence_from_lines = traffic.lines;
     }
 }
 
@@ -242,7 +435,7 @@ enum Step {
     Close(Closed),
 }
 
-fn open(item: &mut DetectorItem, kind: Kind, opened: Opened) -> (String, Step) {
+fn open(item: &mut Item, kind: Kind, opened: Opened) -> (String, Step) {
     item.episode_seq += 1;
     item.open_stockout_id = format!(
         "{}/S{}",
@@ -255,18 +448,22 @@ fn open(item: &mut DetectorItem, kind: Kind, opened: Opened) -> (String, Step) {
     (item.open_stockout_id.clone(), Step::Open(opened))
 }
 
-fn close(item: &mut DetectorItem, reason: String, on_hand: i32) -> (String, Step) {
+fn close(item: &mut Item, reason: String, on_hand: i32) -> (String, Step) {
     let id = std::mem::take(&mut item.open_stockout_id);
     item.open_kind = Kind::Unspecified as i32;
     (id, Step::Close(Closed { reason, on_hand }))
 }
 
 /// The decisions for one (store, SKU) after its own new stock level.
-pub fn on_level(policy: &Policy, item: &mut DetectorItem, level: StockLevel) -> Vec<StockoutEvent> {
-    let now = level.occurred_at_ms;
+pub fn on_level(
+    policy: &Policy,
+    item: &mut Item,
+    level: StockLevel,
+    traffic: &Traffic,
+) -> Vec<StockoutEvent> {
     let sold = level.cause == Cause::Sale as i32 && level.sold > 0;
     // Learn with the state before this level (the time since the last update was spent in it).
-    learn(policy, item, now, sold);
+    learn(policy, item, &level, traffic, sold);
     let empty = level.on_hand <= policy.empty_at_units;
     let mut steps = Vec::new();
     let suspected = item.open_kind == Kind::Suspected as i32 && !item.open_stockout_id.is_empty();
@@ -333,26 +530,34 @@ pub fn on_level(policy: &Policy, item: &mut DetectorItem, level: StockLevel) -> 
             },
         ));
     }
+    item.check_at_ms = next_check(policy, item, traffic, level.occurred_at_ms);
     records(&level, steps)
 }
 
 /// The phantom check of one (store, SKU) at `now` (another SKU of the store moved).
-pub fn on_time(policy: &Policy, item: &mut DetectorItem, now: i64) -> Vec<StockoutEvent> {
-    let Some(due) = phantom_due(policy, item) else {
+pub fn on_time(
+    policy: &Policy,
+    item: &mut Item,
+    now: i64,
+    traffic: &Traffic,
+) -> Vec<StockoutEvent> {
+    let Some((x, s)) = phantom_alarm(policy, item, traffic, now) else {
+        item.check_at_ms = next_check(policy, item, traffic, now);
         return Vec::new();
     };
-    if now < due {
-        return Vec::new();
-    }
-    let lambda = rate(policy, item).unwrap_or(0.0);
-    let gap = now - item.last_sale_at_ms;
-    let expected = lambda * gap as f64;
     let Some(level) = item.level.clone() else {
         return Vec::new();
     };
+    let gap = now - item.last_sale_at_ms;
+    let expected = s.expected(x);
     let mut ev = evidence(&level);
     ev.gap_ms = gap;
-    ev.sales_per_hour = lambda * HOUR_MS;
+    // The mean rate over the silence (store traffic, not clock time, drives it).
+    ev.sales_per_hour = if gap > 0 {
+        expected / (gap as f64 / HOUR_MS)
+    } else {
+        0.0
+    };
     ev.expected_sales_in_gap = expected;
     let step = open(
         item,
@@ -360,15 +565,12 @@ pub fn on_time(policy: &Policy, item: &mut DetectorItem, now: i64) -> Vec<Stocko
         Opened {
             evidence: Some(ev),
             kind: Kind::Suspected as i32,
-            severity: if expected >= 2.0 * policy.threshold(lambda * HOUR_MS) {
-                2
-            } else {
-                1
-            },
+            severity: if expected >= 20.0 { 2 } else { 1 },
             // Never as sure as an empty shelf by the books.
             confidence: 0.6 * (1.0 - (-expected).exp()),
         },
     );
+    item.check_at_ms = 0;
     let at = StockLevel {
         occurred_at_ms: now,
         ..level
@@ -410,6 +612,23 @@ pub struct Detector {
     due: DueIndex,
 }
 
+/// The store key of `store` (`"<store>/"`): its traffic, in the same partition as its SKUs.
+pub fn store_key(store: &str) -> String {
+    validate::key(store, "")
+}
+
+fn is_store_key(key: &str) -> bool {
+    key.ends_with('/')
+}
+
+fn traffic(key: &str, others: &dyn View<Item>) -> Traffic {
+    let (store, _) = split_key(key);
+    others
+        .get(&store_key(store))
+        .map(Traffic::of)
+        .unwrap_or_default()
+}
+
 impl Detector {
     pub fn new(policy: Policy) -> Self {
         Self {
@@ -418,14 +637,15 @@ impl Detector {
         }
     }
 
-    fn index(&mut self, key: &str, item: &DetectorItem) {
-        self.due.set(key, phantom_due(&self.policy, item));
+    fn index(&mut self, key: &str, item: &Item) {
+        let at = (!is_store_key(key) && item.check_at_ms > 0).then_some(item.check_at_ms);
+        self.due.set(key, at);
     }
 }
 
 impl Processor for Detector {
     type Event = StockLevel;
-    type State = DetectorItem;
+    type State = Item;
 
     fn name(&self) -> &'static str {
         SERVICE
@@ -451,9 +671,12 @@ impl Processor for Detector {
     fn occurred_at_ms(&self, event: &StockLevel) -> i64 {
         event.occurred_at_ms
     }
-    /// The level's own (store, SKU).
+    /// The store key (its traffic: the exposure clock), then the level's own (store, SKU).
     fn keys(&self, event: &StockLevel) -> Vec<String> {
-        vec![validate::key(&event.store_id, &event.sku)]
+        vec![
+            store_key(&event.store_id),
+            validate::key(&event.store_id, &event.sku),
+        ]
     }
     /// The store's keys whose phantom check is due by the level's time.
     fn due_keys(&self, event: &StockLevel) -> Vec<String> {
@@ -465,11 +688,18 @@ impl Processor for Detector {
     fn apply(
         &mut self,
         key: &str,
-        item: &mut DetectorItem,
+        item: &mut Item,
         event: &StockLevel,
-        _others: &dyn View<DetectorItem>,
+        others: &dyn View<Item>,
     ) -> Result<Vec<Output>, Rejected> {
-        let events = on_level(&self.policy, item, event.clone());
+        if is_store_key(key) {
+            let own = validate::key(&event.store_id, &event.sku);
+            let known = others.get(&own).is_some_and(|i| i.level.is_some());
+            on_store_level(item, event, known);
+            return Ok(Vec::new());
+        }
+        let traffic = traffic(key, others);
+        let events = on_level(&self.policy, item, event.clone(), &traffic);
         self.index(key, item);
         Ok(outputs(key, &events))
     }
@@ -477,15 +707,19 @@ impl Processor for Detector {
     fn on_due(
         &mut self,
         key: &str,
-        item: &mut DetectorItem,
+        item: &mut Item,
         now: i64,
-        _others: &dyn View<DetectorItem>,
+        others: &dyn View<Item>,
     ) -> Result<Vec<Output>, Rejected> {
-        let events = on_time(&self.policy, item, now);
+        if is_store_key(key) {
+            return Ok(Vec::new());
+        }
+        let traffic = traffic(key, others);
+        let events = on_time(&self.policy, item, now, &traffic);
         self.index(key, item);
         Ok(outputs(key, &events))
     }
-    fn restored(&mut self, key: &str, item: &DetectorItem) {
+    fn restored(&mut self, key: &str, item: &Item) {
         self.index(key, item);
     }
 }

@@ -1,13 +1,13 @@
 //! Domain metrics of the detector: open stockout episodes per store, from the state of each
-//! (store, SKU) key (`DetectorItem.open_stockout_id` non-empty), so the gauge stays right after
+//! (store, SKU) key (`Item.open_stockout_id` non-empty), so the gauge stays right after
 //! a restore and after a rebalance (a revoked partition's keys stop counting here and count at
 //! their new owner: sum the gauge by store across instances).
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use crate::episodes::Item as DetectorItem;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use shelfguard_events::state::DetectorItem;
 use shelfguard_runtime::Observer;
 use shelfguard_runtime::metrics::{self, Labels};
 

@@ -55,6 +55,10 @@ struct Cli {
     days: u32,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Runs this many seeds (`--seed`, `--seed`+1, ...), one process each, and prints each
+    /// run's figures and their mean.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// Simulated minutes per step.
     #[arg(long, default_value_t = 15)]
     step_minutes: i64,
@@ -67,6 +71,25 @@ struct Cli {
     /// Phantom stockouts per store per day.
     #[arg(long, default_value_t = 0.5)]
     phantoms_per_store_day: f64,
+    /// Opening hours of the stores, UTC `OPEN-CLOSE` (e.g. `7-22`); `0-24` around the clock.
+    #[arg(long, default_value = "0-24", value_parser = hours)]
+    open_hours: (u32, u32),
+    /// Overdispersed demand: Gamma shape k of each (store, SKU, day)'s demand factor (mean 1);
+    /// none for Poisson demand.
+    #[arg(long)]
+    dispersion: Option<f64>,
+}
+
+fn hours(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not OPEN-CLOSE"))?;
+    let p = |x: &str| {
+        x.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{x:?} is not an hour"))
+    };
+    Ok((p(a)?, p(b)?))
 }
 
 #[tokio::main]
@@ -77,6 +100,9 @@ async fn main() -> Result<()> {
         return shelfguard_e2e::run_service(args[2..].to_vec()).await;
     }
     let cli = Cli::parse();
+    if cli.seeds > 1 {
+        return many_seeds(&cli, &args);
+    }
     // Whole UTC days ending today at midnight: every event time lies in the past.
     let today = fixtures::now_ms().div_euclid(DAY_MS) * DAY_MS;
     let cfg = WeekConfig {
@@ -88,10 +114,79 @@ async fn main() -> Result<()> {
         baskets_per_hour: cli.baskets_per_hour,
         troubled_per_store_day: cli.troubled_per_store_day,
         phantoms_per_store_day: cli.phantoms_per_store_day,
+        open_hours: cli.open_hours,
+        dispersion: cli.dispersion,
         ..WeekConfig::default()
     };
     let week = Week::new(cfg).map_err(anyhow::Error::msg)?;
     run(week).await
+}
+
+/// `--seeds N`: this command once per seed (a fresh broker each), then the mean of the
+/// figures each run printed on its `summary:` line.
+fn many_seeds(cli: &Cli, args: &[String]) -> Result<()> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    // The same flags, but one seed at a time.
+    let mut rest = Vec::new();
+    let mut skip = false;
+    for a in &args[1..] {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--seeds" || a == "--seed" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--seeds=") || a.starts_with("--seed=") {
+            continue;
+        }
+        rest.push(a.clone());
+    }
+    let mut sums: Vec<(String, f64, usize)> = Vec::new();
+    for seed in cli.seed..cli.seed + cli.seeds {
+        let out = std::process::Command::new(&exe)
+            .args(&rest)
+            .args(["--seed", &seed.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running one seed")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if !out.status.success() {
+            bail!("seed {seed} failed");
+        }
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix("summary: ")) else {
+            bail!("seed {seed} printed no summary");
+        };
+        for (i, kv) in line.split_whitespace().enumerate() {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let v: f64 = v.parse().unwrap_or(f64::NAN);
+            if sums.len() <= i {
+                sums.push((k.to_owned(), 0.0, 0));
+            }
+            if v.is_finite() {
+                sums[i].1 += v;
+                sums[i].2 += 1;
+            }
+        }
+    }
+    println!();
+    println!(
+        "== mean over seeds {}..={} (n/a runs left out; percentages, delays in open hours) ==",
+        cli.seed,
+        cli.seed + cli.seeds - 1
+    );
+    for (k, sum, n) in sums {
+        if n > 0 {
+            println!("  {k:<42} {:>9.3}  (of {n} runs)", sum / n as f64);
+        } else {
+            println!("  {k:<42} {:>9}", "n/a");
+        }
+    }
+    Ok(())
 }
 
 /// Counters of the driver.
@@ -316,6 +411,7 @@ async fn read_until_all<M: prost::Message + Default>(
 async fn run(mut week: Week) -> Result<()> {
     let wall = Instant::now();
     let cfg = week.config().clone();
+    let rates = week.rates();
     let stores = week.store_ids();
     let mut env = Env::start("week").await?;
     let exe = std::env::current_exe().context("locating this executable")?;
@@ -486,6 +582,8 @@ async fn run(mut week: Week) -> Result<()> {
             grace_ms: 2 * cfg.step_ms,
             min_truth_ms: 3_600_000,
             fast_seller_per_hour: 1.0,
+            rates,
+            open_hours: cfg.open_hours,
         },
         &truth,
         &episodes,
@@ -549,6 +647,7 @@ async fn run(mut week: Week) -> Result<()> {
         offer_events.len()
     );
     print!("{report}");
+    println!("summary: {}", report.summary());
     if c.stalls > 0 && !so_complete {
         bail!("the run stalled; see the warnings above");
     }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use shelfguard_events::floor::{Issued, NotOffered, Offer};
 use shelfguard_events::stockout::{Closed, Opened};
+use std::collections::HashMap;
 
 use super::*;
 
@@ -15,6 +16,8 @@ fn params() -> Params {
         grace_ms: 30 * MINUTE_MS,
         min_truth_ms: H,
         fast_seller_per_hour: 1.0,
+        rates: HashMap::new(),
+        open_hours: (0, 24),
     }
 }
 
@@ -210,4 +213,14 @@ fn spread_uses_nearest_rank() {
     assert_eq!((s.n, s.median, s.p90, s.max), (10, 5.0, 9.0, 10.0));
     let one = Spread::of(vec![-3.0]).unwrap();
     assert_eq!((one.median, one.p90, one.max), (-3.0, -3.0, -3.0));
+}
+
+#[test]
+fn delays_count_open_hours_only() {
+    let day = 86_400_000;
+    let h = 3_600_000;
+    assert_eq!(open_hours_between(0, 2 * day, (0, 24)), 48.0);
+    // From 20:00 to 09:00 next day, open 07-22: 2 h + 2 h.
+    assert_eq!(open_hours_between(20 * h, day + 9 * h, (7, 22)), 4.0);
+    assert_eq!(open_hours_between(23 * h, day + 6 * h, (7, 22)), 0.0);
 }

@@ -374,3 +374,44 @@ fn causes_are_scheduled_from_the_rates() {
     assert_eq!(phantoms, 16);
     assert_eq!(w.store_ids(), ["S-001", "S-002", "S-003", "S-004"]);
 }
+
+#[test]
+fn closed_stores_sell_nothing_and_overdispersion_moves_daily_sales() {
+    let mut w = Week::new(WeekConfig {
+        stores: 1,
+        days: 2,
+        troubled_per_store_day: 0.0,
+        phantoms_per_store_day: 0.0,
+        open_hours: (7, 22),
+        ..WeekConfig::default()
+    })
+    .unwrap();
+    let (start, end) = (w.cfg.start_ms, w.cfg.end_ms());
+    let b = run(&mut w, start, end);
+    assert!(b.sales.len() > 500, "{}", b.sales.len());
+    for s in &b.sales {
+        let h = (s.occurred_at_ms.rem_euclid(24 * HOUR_MS)) / HOUR_MS;
+        assert!((7..22).contains(&h), "a basket at {h}:00");
+    }
+    assert!(
+        Week::new(WeekConfig {
+            open_hours: (22, 7),
+            ..WeekConfig::default()
+        })
+        .is_err()
+    );
+    // Day factors: mean about 1, spread about 1/sqrt(k), the same for the same seed.
+    let w = Week::new(WeekConfig {
+        dispersion: Some(4.0),
+        ..WeekConfig::default()
+    })
+    .unwrap();
+    let f: Vec<f64> = (0..2000)
+        .map(|i| w.day_factor(i % 20, i / 20, start))
+        .collect();
+    let mean = f.iter().sum::<f64>() / f.len() as f64;
+    let sd = (f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f.len() as f64).sqrt();
+    assert!((mean - 1.0).abs() < 0.05, "{mean}");
+    assert!((sd - 0.5).abs() < 0.05, "{sd}");
+    assert_eq!(w.day_factor(3, 7, start), w.day_factor(3, 7, start));
+}
