@@ -28,7 +28,6 @@ use shelfguard_events::stockout::{
 use shelfguard_events::topics;
 use shelfguard_events::validate::{self, split_key};
 use shelfguard_events::warehouse::OutcomeStatus;
-use shelfguard_runtime::config::number_at_least;
 use shelfguard_runtime::due::DueIndex;
 use shelfguard_runtime::processor::View;
 use shelfguard_runtime::{Output, Processor, Rejected};
