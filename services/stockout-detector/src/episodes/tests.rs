@@ -663,11 +663,11 @@ fn other_policy_settings_out_of_range_are_refused_at_start() {
     for (arg, why) in [
         ("--empty-at-units=-1", "not in 0..=1000000"),
         ("--restock-horizon-hours=-1", "not in 0..=8760"),
-        ("--phantom-min-sales=-0.5", "at least 0"),
-        ("--phantom-min-sales-per-hour=NaN", "at least 0"),
-        ("--phantom-min-gap-minutes=-5", "not in 0..=43200"),
-        ("--sales-rate-half-life-days=0", "at least 0.01"),
-        ("--sales-rate-half-life-days=-7", "at least 0.01"),
+        ("--phantom-false-alarms-per-store-day=0", "outside (0, 10]"),
+        ("--phantom-max-shape=NaN", "outside [1, 10000]"),
+        ("--phantom-warmup-hours=0.5", "outside [1, 720]"),
+        ("--sales-rate-half-life-days=0", "outside [0.5, 365]"),
+        ("--sales-rate-half-life-days=-7", "outside [0.5, 365]"),
     ] {
         let err = crate::Config::try_parse_from(["stockout-detector", arg])
             .err()
@@ -680,7 +680,7 @@ fn other_policy_settings_out_of_range_are_refused_at_start() {
         .policy;
     assert_eq!(format!("{parsed:?}"), format!("{:?}", Policy::default()));
     let edge =
-        crate::Config::try_parse_from(["stockout-detector", "--sales-rate-half-life-days=0.01"])
+        crate::Config::try_parse_from(["stockout-detector", "--sales-rate-half-life-days=0.5"])
             .unwrap();
-    assert_eq!(edge.policy.sales_rate_half_life_days, 0.01);
+    assert_eq!(edge.policy.sales_rate_half_life_days, 0.5);
 }
