@@ -22,7 +22,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(mut cli: Cli) -> Result<()> {
     let shutdown = shutdown::on_signals();
-    let _broker = match &cli.kafka_bootstrap_servers {
+    // Never stopped: the embedded broker serves until the process has exited, so the clients of
+    // the services close against a live broker at shutdown (stopping it first made them log
+    // connection errors while they wound down).
+    let _broker = std::mem::ManuallyDrop::new(match &cli.kafka_bootstrap_servers {
         Some(servers) => {
             info!(
                 servers,
@@ -48,7 +51,7 @@ async fn run(mut cli: Cli) -> Result<()> {
             cli.kafka.bootstrap_servers = b.bootstrap.clone();
             Some(b)
         }
-    };
+    });
     cli.kafka.health_addr.clear();
     shelfguard_runtime::preflight::reach(&cli.kafka).await?;
     admin::ensure_topics(&cli.kafka, cli.partitions, cli.replication).await?;
