@@ -2,7 +2,7 @@
 //! (a partition's `PartitionState`, with each key's applied offsets and recent event ids) and
 //! prints the process's resident memory growth per key, next to the key's changelog record size.
 //!
-//! `cargo run --release -p shelfguard-e2e --bin state_bytes -- [keys]` (default 1,000,000)
+//! `cargo run -p shelfguard-e2e --bin state_bytes -- [keys]` (default 1,000,000)
 use shelfguard_events::state::{BookEntry, InventoryItem};
 use shelfguard_runtime::state::{PartitionState, Slot};
 
