@@ -493,12 +493,6 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             parent_id = trace.parent_id.as_deref().unwrap_or(""),
         );
         let _entered = span.enter();
-        let trace_headers = || {
-            OwnedHeaders::new().insert(Header {
-                key: trace::HEADER,
-                value: Some(traceparent.as_str()),
-            })
-        };
         let Some(ps) = self.parts.get_mut(&p) else {
             bail!("partition {p} state missing")
         };
@@ -518,17 +512,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             debug!(event_id = effect.event_id, "duplicate event dropped");
         }
         let published = effect.outputs.len();
-        for (_, o) in effect.outputs {
-            self.observer.output(&o);
-            pending.out.push(Record {
-                topic: self.args.topic(o.topic),
-                base: o.topic,
-                partition: None,
-                key: Some(o.key.into_bytes()),
-                payload: Some(o.payload),
-                headers: Some(trace_headers()),
-            });
-        }
+        self.queue_outputs(effect.outputs, &traceparent, pending);
         for reason in &effect.refusals {
             warn!(reason = %reason, "dead letter");
             self.stats.dead_letters += 1;
@@ -556,6 +540,29 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             "record applied"
         );
         Ok(())
+    }
+
+    /// Queues a visit's outputs for publishing, each with the `traceparent` of what caused them.
+    fn queue_outputs(
+        &mut self,
+        outputs: Vec<(String, crate::Output)>,
+        traceparent: &str,
+        pending: &mut Pending,
+    ) {
+        for (_, o) in outputs {
+            self.observer.output(&o);
+            pending.out.push(Record {
+                topic: self.args.topic(o.topic),
+                base: o.topic,
+                partition: None,
+                key: Some(o.key.into_bytes()),
+                payload: Some(o.payload),
+                headers: Some(OwnedHeaders::new().insert(Header {
+                    key: trace::HEADER,
+                    value: Some(traceparent),
+                })),
+            });
+        }
     }
 
     /// Dead letters of held records, with their own bytes and source.
@@ -606,20 +613,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             released += effect.released;
             let trace = TraceContext::child_of(None);
             let traceparent = trace.header();
-            for (_, o) in effect.outputs {
-                self.observer.output(&o);
-                pending.out.push(Record {
-                    topic: self.args.topic(o.topic),
-                    base: o.topic,
-                    partition: None,
-                    key: Some(o.key.into_bytes()),
-                    payload: Some(o.payload),
-                    headers: Some(OwnedHeaders::new().insert(Header {
-                        key: trace::HEADER,
-                        value: Some(traceparent.as_str()),
-                    })),
-                });
-            }
+            self.queue_outputs(effect.outputs, &traceparent, &mut pending);
             self.given_up(p, effect.given_up, &mut pending);
             pending.dirty.entry(p).or_default().extend(effect.changed);
         }
