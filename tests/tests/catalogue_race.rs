@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::message::{Headers, Message as _};
-use shelfguard_e2e::{Env, fixtures::*, free_port, wait_http};
+use shelfguard_e2e::{Env, Service, fixtures::*, free_port, wait_http};
 use shelfguard_events::Message;
 use shelfguard_events::inventory::StockLevel;
 use shelfguard_events::topics::*;
@@ -42,10 +42,11 @@ async fn await_metric(port: u16, series: &str, value: &str) -> Result<()> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_count_and_a_sale_before_their_product_are_applied_once_it_arrives() -> Result<()> {
-    let env = Env::start("catalogue-race").await?;
-    env.publish(
+/// An environment whose catalogue has one product, and inventory (with `env`) ready, its health
+/// endpoints on the returned port.
+async fn ready_inventory(test: &str, env: &[(&str, &str)]) -> Result<(Env, Service, u16)> {
+    let e = Env::start(test).await?;
+    e.publish(
         CATALOG_PRODUCTS,
         "OLD-14",
         &product("OLD-14", "old", "Gold", 14.0, 799),
@@ -53,8 +54,16 @@ async fn a_count_and_a_sale_before_their_product_are_applied_once_it_arrives() -
     .await?;
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
-    let inv = env.spawn("inventory", &[("HEALTH_ADDR", &addr)])?;
+    let mut vars = vec![("HEALTH_ADDR", addr.as_str())];
+    vars.extend_from_slice(env);
+    let inv = e.spawn("inventory", &vars)?;
     wait_http(&format!("http://{addr}/readyz"), WAIT).await?;
+    Ok((e, inv, port))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_count_and_a_sale_before_their_product_are_applied_once_it_arrives() -> Result<()> {
+    let (env, inv, port) = ready_inventory("catalogue-race", &[]).await?;
 
     // The store system counts the new product and sells two, before the catalogue has it.
     let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
@@ -104,20 +113,8 @@ async fn a_count_and_a_sale_before_their_product_are_applied_once_it_arrives() -
 #[tokio::test(flavor = "multi_thread")]
 async fn held_events_whose_product_never_comes_are_dead_lettered_after_the_grace_period()
 -> Result<()> {
-    let env = Env::start("catalogue-grace").await?;
-    env.publish(
-        CATALOG_PRODUCTS,
-        "OLD-14",
-        &product("OLD-14", "old", "Gold", 14.0, 799),
-    )
-    .await?;
-    let port = free_port()?;
-    let addr = format!("127.0.0.1:{port}");
-    let inv = env.spawn(
-        "inventory",
-        &[("HEALTH_ADDR", &addr), ("UNKNOWN_SKU_GRACE_HOURS", "1")],
-    )?;
-    wait_http(&format!("http://{addr}/readyz"), WAIT).await?;
+    let (env, inv, port) =
+        ready_inventory("catalogue-grace", &[("UNKNOWN_SKU_GRACE_HOURS", "1")]).await?;
 
     let mut lost = sale("S1", "NEVER-14", 1);
     lost.occurred_at_ms = now_ms() - 3 * HOUR;
