@@ -421,11 +421,21 @@ impl Ctx {
             "published {small} (14 oz, 7.99) and {big} (28 oz, 13.99), counted 1 and 8"
         ));
         let mut ids = Vec::new();
+        let mut booked = None;
         for n in 1..=3 {
             let req = self.request(deadline, &small).await?;
             t += 1;
             self.fail(&req, t).await?;
             ids.push(req.reorder_id.clone());
+            // The failure and the recount travel on different topics, so inventory may read
+            // them in either order: recount only once it has booked the failure (else the
+            // recount would find the reorder still open and nothing would fall due).
+            let l = self
+                .level(deadline, &format!("of {small} with {n} failed reorders"), |l| {
+                    l.sku == small && l.failed_reorders_7d == n
+                })
+                .await?;
+            booked = Some(l);
             if n < 3 {
                 // Timers fall due on the store's next event: a recount, one back-off later.
                 t += step;
@@ -437,13 +447,7 @@ impl Ctx {
             ids.join(", "),
             self.retry_after_ms / 1000
         ));
-        let l = self
-            .level(
-                deadline,
-                &format!("of {small} with 3 failed reorders"),
-                |l| l.sku == small && l.failed_reorders_7d == 3,
-            )
-            .await?;
+        let l = booked.context("three failures were booked")?;
         log.push(format!(
             "{INVENTORY_STOCK_LEVELS}: {small} on_hand {} failed_reorders_7d {}",
             l.on_hand, l.failed_reorders_7d
