@@ -721,6 +721,7 @@ impl Ctx {
                 reason: "conformance kit test offer".into(),
                 by: "conformance-kit".into(),
                 channel: "till".into(),
+                ..Default::default()
             };
             if let Err(e) = self
                 .producer

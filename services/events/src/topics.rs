@@ -38,6 +38,7 @@ pub const INVENTORY_STOCK_LEVELS: &str = "inventory.stock-levels.v1";
 pub const STOCKOUTS: &str = "stockouts.v1";
 pub const FLOOR_OFFERS: &str = "floor.offers.v1";
 pub const FLOOR_RESPONSES: &str = "floor.responses.v1";
+pub const FLOOR_CHECKS: &str = "floor.checks.v1";
 pub const INVENTORY_STATE: &str = "inventory.state.v1";
 pub const DETECTOR_STATE: &str = "stockout-detector.state.v1";
 pub const OFFERS_STATE: &str = "offer-generator.state.v1";
@@ -120,6 +121,15 @@ pub const ALL: &[TopicSpec] = &[
         value: "shelfguard.floor.v1.OfferEvent",
         producer: "offer-generator",
         consumers: "floor-channel, inventory (redemptions), store systems, dashboards",
+        cleanup: Cleanup::Delete { retention_days: 30 },
+        store_partitioned: true,
+    },
+    TopicSpec {
+        name: FLOOR_CHECKS,
+        key: "store id",
+        value: "shelfguard.floor.v1.ShelfCheckEvent",
+        producer: "offer-generator",
+        consumers: "floor-channel, stockout-detector (answers), store systems, dashboards",
         cleanup: Cleanup::Delete { retention_days: 30 },
         store_partitioned: true,
     },

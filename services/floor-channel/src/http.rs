@@ -218,6 +218,7 @@ async fn answer(
         reason: body.reason.trim().to_owned(),
         by: body.by.trim().to_owned(),
         channel: channel.to_owned(),
+        ..Default::default()
     };
     let bytes = response.encode_to_vec();
     if let Err(reason) = shelfguard_events::validate::staff_response(&bytes) {

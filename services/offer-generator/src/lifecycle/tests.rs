@@ -253,6 +253,7 @@ fn response(answer: Answer, offer_id: &str, at: i64) -> Event {
         reason: "customer left".into(),
         by: "ana".into(),
         channel: "console".into(),
+        ..Default::default()
     })
 }
 
