@@ -431,9 +431,11 @@ impl Ctx {
             // them in either order: recount only once it has booked the failure (else the
             // recount would find the reorder still open and nothing would fall due).
             let l = self
-                .level(deadline, &format!("of {small} with {n} failed reorders"), |l| {
-                    l.sku == small && l.failed_reorders_7d == n
-                })
+                .level(
+                    deadline,
+                    &format!("of {small} with {n} failed reorders"),
+                    |l| l.sku == small && l.failed_reorders_7d == n,
+                )
                 .await?;
             booked = Some(l);
             if n < 3 {

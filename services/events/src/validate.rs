@@ -306,20 +306,66 @@ pub fn offer_event(bytes: &[u8]) -> Result<floor::OfferEvent, String> {
     Ok(o)
 }
 
+/// A staff answer: to an offer (`offer_id` and `answer`) or to a shelf check (`check_id` and
+/// `finding`, with an optional count), never both.
 pub fn staff_response(bytes: &[u8]) -> Result<floor::StaffResponse, String> {
     let r: floor::StaffResponse = decode("floor.v1.StaffResponse", bytes)?;
     envelope(&r.event_id, r.occurred_at_ms)?;
     id("store_id", &r.store_id)?;
     id("sku", &r.sku)?;
-    event_id("offer_id", &r.offer_id)?;
     text("reason", &r.reason)?;
     text("by", &r.by)?;
-    match floor::Answer::try_from(r.answer) {
-        Ok(floor::Answer::Decline) if r.reason.trim().is_empty() => {
-            Err("a decline needs a reason".into())
+    match (r.offer_id.is_empty(), r.check_id.is_empty()) {
+        (false, true) => {
+            event_id("offer_id", &r.offer_id)?;
+            match floor::Answer::try_from(r.answer) {
+                Ok(floor::Answer::Decline) if r.reason.trim().is_empty() => {
+                    Err("a decline needs a reason".into())
+                }
+                Ok(floor::Answer::Unspecified) | Err(_) => {
+                    Err(format!("unknown answer {}", r.answer))
+                }
+                Ok(_) => Ok(r),
+            }
         }
-        Ok(floor::Answer::Unspecified) | Err(_) => Err(format!("unknown answer {}", r.answer)),
-        Ok(_) => Ok(r),
+        (true, false) => {
+            derived_id("check_id", &r.check_id)?;
+            finding(r.finding, r.counted)?;
+            Ok(r)
+        }
+        (true, true) => Err("a staff response names an offer_id or a check_id".into()),
+        (false, false) => Err("a staff response names an offer_id or a check_id, not both".into()),
+    }
+}
+
+/// A shelf-check finding with its optional count: EMPTY counts 0 (or nothing), STOCK_IS_THERE
+/// any count from 0 up.
+fn finding(f: i32, counted: Option<i32>) -> Result<(), String> {
+    match floor::ShelfFinding::try_from(f) {
+        Ok(floor::ShelfFinding::Empty) if counted.is_some_and(|n| n != 0) => {
+            Err("an empty shelf counts 0: EMPTY with a count above 0".into())
+        }
+        Ok(floor::ShelfFinding::Empty | floor::ShelfFinding::StockIsThere) => {
+            counted.map_or(Ok(()), |n| quantity("counted", n, 0))
+        }
+        Ok(floor::ShelfFinding::Unspecified) | Err(_) => Err(format!("unknown finding {f}")),
+    }
+}
+
+pub fn check_event(bytes: &[u8]) -> Result<floor::ShelfCheckEvent, String> {
+    let c: floor::ShelfCheckEvent = decode("floor.v1.ShelfCheckEvent", bytes)?;
+    derived_envelope(&c.event_id, c.occurred_at_ms)?;
+    id("store_id", &c.store_id)?;
+    id("sku", &c.sku)?;
+    derived_id("check_id", &c.check_id)?;
+    match &c.change {
+        None => Err("check event without change".into()),
+        Some(floor::shelf_check_event::Change::Answered(a)) => {
+            finding(a.finding, a.counted)?;
+            text("answered.by", &a.by)?;
+            Ok(c)
+        }
+        Some(_) => Ok(c),
     }
 }
 
@@ -448,6 +494,69 @@ mod tests {
                 .unwrap_err()
                 .contains("limit: event time")
         );
+    }
+
+    #[test]
+    fn a_staff_response_answers_an_offer_or_a_check() {
+        let base = floor::StaffResponse {
+            event_id: "e".into(),
+            occurred_at_ms: 1_700_000_000_000,
+            store_id: "S1".into(),
+            sku: "A".into(),
+            ..Default::default()
+        };
+        let offer = floor::StaffResponse {
+            offer_id: "S1/A/S1/offer".into(),
+            answer: floor::Answer::Accept as i32,
+            ..base.clone()
+        };
+        assert!(staff_response(&offer.encode_to_vec()).is_ok());
+        let check = floor::StaffResponse {
+            check_id: "S1/A/S1/check".into(),
+            finding: floor::ShelfFinding::StockIsThere as i32,
+            counted: Some(4),
+            ..base.clone()
+        };
+        assert!(staff_response(&check.encode_to_vec()).is_ok());
+        let both = floor::StaffResponse {
+            check_id: "S1/A/S1/check".into(),
+            finding: floor::ShelfFinding::Empty as i32,
+            ..offer.clone()
+        };
+        assert!(
+            staff_response(&both.encode_to_vec())
+                .unwrap_err()
+                .contains("not both")
+        );
+        assert!(
+            staff_response(&base.encode_to_vec())
+                .unwrap_err()
+                .contains("offer_id or a check_id")
+        );
+        let empty_with_stock = floor::StaffResponse {
+            finding: floor::ShelfFinding::Empty as i32,
+            counted: Some(3),
+            ..check.clone()
+        };
+        assert!(
+            staff_response(&empty_with_stock.encode_to_vec())
+                .unwrap_err()
+                .contains("counts 0")
+        );
+        let no_finding = floor::StaffResponse {
+            finding: 0,
+            ..check.clone()
+        };
+        assert!(
+            staff_response(&no_finding.encode_to_vec())
+                .unwrap_err()
+                .contains("unknown finding")
+        );
+        let negative = floor::StaffResponse {
+            counted: Some(-1),
+            ..check
+        };
+        assert!(staff_response(&negative.encode_to_vec()).is_err());
     }
 
     #[test]
