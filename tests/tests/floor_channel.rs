@@ -862,6 +862,32 @@ async fn shelf_checks_are_listed_streamed_and_answered_per_store() -> Result<()>
         .await?;
     assert_eq!(r.status(), 404, "an answered check takes no more answers");
 
+    // Unanswered, a check expires by the clock (before any Expired event): the stream says so.
+    let soon = "S1/GOLD-14/S3/check";
+    env.publish(
+        FLOOR_CHECKS,
+        "S1",
+        &check_requested("S1", soon, now_ms() + 3_000),
+    )
+    .await?;
+    read_stream_until(&mut s, &mut seen, |t| {
+        t.contains(
+            "{\"type\":\"remove\",\"check_id\":\"S1/GOLD-14/S3/check\",\"ended\":\"expired\"",
+        )
+    })
+    .await?;
+    assert!(
+        seen.contains("\"check_id\":\"S1/GOLD-14/S3/check\",\"store_id\""),
+        "never shown: {seen}"
+    );
+    let r = http
+        .post(answer(soon))
+        .bearer_auth(TOKEN_1)
+        .json(&empty)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404, "an expired check takes no answer");
+
     // The garbage record: dead-lettered once, with the reason and its source topic.
     let dlq = env.tail(FLOOR_CHANNEL_DLQ)?;
     let m = dlq.next(WAIT).await?;
