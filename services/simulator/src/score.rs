@@ -243,6 +243,8 @@ pub struct CheckScore {
     /// Confirmed episodes that a check confirmed, and of them those on a true phantom.
     pub confirmed_by_check: usize,
     pub confirmed_by_check_true: usize,
+    /// From the phantom's start to the offer of the episode a check confirmed (minutes).
+    pub phantom_to_offer: Option<Spread>,
 }
 
 impl CheckScore {
@@ -472,6 +474,7 @@ fn score_checks(
     truth: &[Truth],
     episodes: &[Episode],
     checks: &[ShelfCheckEvent],
+    first_issued: &HashMap<&str, i64>,
 ) -> CheckScore {
     let mut cs = CheckScore::default();
     let mut seen = HashSet::new();
@@ -516,15 +519,21 @@ fn score_checks(
         }
     }
     cs.open_at_end = cs.requested.saturating_sub(ended.len());
+    let mut to_offer = Vec::new();
     for e in episodes.iter().filter(|e| e.from_check) {
         cs.confirmed_by_check += 1;
-        if truth
+        let phantom = truth
             .iter()
-            .any(|t| t.kind == TruthKind::Phantom && overlaps(e, t, p.end_ms, p.grace_ms))
-        {
+            .filter(|t| t.kind == TruthKind::Phantom && overlaps(e, t, p.end_ms, p.grace_ms))
+            .min_by_key(|t| t.start_ms);
+        if let Some(t) = phantom {
             cs.confirmed_by_check_true += 1;
+            if let Some(&at) = first_issued.get(e.stockout_id.as_str()) {
+                to_offer.push((at - t.start_ms) as f64 / MINUTE_MS as f64);
+            }
         }
     }
+    cs.phantom_to_offer = Spread::of(to_offer);
     cs
 }
 
@@ -624,7 +633,7 @@ pub fn score(
         .keys()
         .filter(|id| true_ids.contains(*id))
         .count();
-    let checks = score_checks(&p, truth, episodes, checks);
+    let checks = score_checks(&p, truth, episodes, checks, &first_issued);
     Report {
         checks,
         other_episodes: episodes
@@ -750,8 +759,10 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  confirmed by a check (count of 0 after EMPTY): {} episodes, {} on a true phantom",
-            c.confirmed_by_check, c.confirmed_by_check_true
+            "  confirmed by a check (count of 0 after EMPTY): {} episodes, {} on a true phantom; phantom -> offer issued: {}",
+            c.confirmed_by_check,
+            c.confirmed_by_check_true,
+            spread(&c.phantom_to_offer)
         )?;
         // Every store of the run (`S-001`, ...), also those without a check.
         let stores: BTreeSet<String> = c

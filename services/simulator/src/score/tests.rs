@@ -324,6 +324,8 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
     assert_eq!((c.answers_right, c.answered()), (2, 3));
     assert_eq!(c.on_true_stockouts, 2);
     assert_eq!((c.confirmed_by_check, c.confirmed_by_check_true), (1, 1));
+    // The phantom began at 1 h; the offer came at 121 min.
+    assert_eq!(c.phantom_to_offer.unwrap().median, 61.0);
     assert_eq!(c.per_store_day.get(&("S-001".into(), 0)), Some(&2));
     assert_eq!(c.per_store_day.get(&("S-002".into(), 0)), Some(&3));
     assert_eq!(c.per_store_day.get(&("S-002".into(), 1)), Some(&1));
