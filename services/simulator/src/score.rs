@@ -30,8 +30,9 @@ pub struct Episode {
     pub opened_ms: i64,
     /// `None` while still open at the end of the run.
     pub closed_ms: Option<i64>,
-    /// A confirmed episode that a shelf check confirmed: it opened when a suspected episode of
-    /// the same (store, SKU) closed.
+    /// A confirmed episode that a count confirmed after a suspicion (a shelf check's EMPTY, or
+    /// a cycle count that found the shelf empty): it opened when a suspected episode of the
+    /// same (store, SKU) closed.
     pub from_check: bool,
 }
 
@@ -240,10 +241,11 @@ pub struct CheckScore {
     pub answers_right: usize,
     /// Checks asked while the shelf was truly empty (the suspicion was right).
     pub on_true_stockouts: usize,
-    /// Confirmed episodes that a check confirmed, and of them those on a true phantom.
+    /// Confirmed episodes that a count confirmed after a suspicion (a check's EMPTY or a cycle
+    /// count), and of them those on a truly empty shelf (a phantom, or a real stockout).
     pub confirmed_by_check: usize,
     pub confirmed_by_check_true: usize,
-    /// From the phantom's start to the offer of the episode a check confirmed (minutes).
+    /// From the truth interval's start to the offer of the episode a count confirmed (minutes).
     pub phantom_to_offer: Option<Spread>,
 }
 
@@ -356,10 +358,13 @@ fn score_kind(
     truth: &[Truth],
     first_issued: &HashMap<&str, i64>,
 ) -> KindScore {
+    // Precision: the kind's own episodes (one a count confirmed after a suspicion is scored
+    // with the checks); recall: any episode of the kind that was open during the interval.
     let eps: Vec<&Episode> = episodes
         .iter()
         .filter(|e| e.kind == kind && !e.from_check)
         .collect();
+    let all: Vec<&Episode> = episodes.iter().filter(|e| e.kind == kind).collect();
     let tr: Vec<&Truth> = truth.iter().filter(|t| t.kind == truth_kind).collect();
     let mut by_key: HashMap<(&str, &str), Vec<&Truth>> = HashMap::new();
     for t in &tr {
@@ -390,7 +395,7 @@ fn score_kind(
         })
         .count();
     let mut eps_by_key: HashMap<(&str, &str), Vec<&Episode>> = HashMap::new();
-    for e in &eps {
+    for e in &all {
         eps_by_key
             .entry((e.store.as_str(), e.sku.as_str()))
             .or_default()
@@ -524,7 +529,7 @@ fn score_checks(
         cs.confirmed_by_check += 1;
         let phantom = truth
             .iter()
-            .filter(|t| t.kind == TruthKind::Phantom && overlaps(e, t, p.end_ms, p.grace_ms))
+            .filter(|t| overlaps(e, t, p.end_ms, p.grace_ms))
             .min_by_key(|t| t.start_ms);
         if let Some(t) = phantom {
             cs.confirmed_by_check_true += 1;
@@ -617,8 +622,10 @@ pub fn score(
         .iter()
         .filter(|e| {
             let want = match e.kind {
-                // Confirmed by a shelf check: the phantom it was about.
-                Kind::Confirmed if e.from_check => TruthKind::Phantom,
+                // Confirmed by a count after a suspicion: a truly empty shelf of either kind.
+                Kind::Confirmed if e.from_check => {
+                    return truth.iter().any(|t| overlaps(e, t, p.end_ms, p.grace_ms));
+                }
                 Kind::Confirmed => TruthKind::Real,
                 Kind::Suspected => TruthKind::Phantom,
                 Kind::Unspecified => return false,
@@ -759,7 +766,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  confirmed by a check (count of 0 after EMPTY): {} episodes, {} on a true phantom; phantom -> offer issued: {}",
+            "  confirmed by a count after a suspicion (EMPTY, or a cycle count): {} episodes, {} on a truly empty shelf; cause -> offer issued: {}",
             c.confirmed_by_check,
             c.confirmed_by_check_true,
             spread(&c.phantom_to_offer)

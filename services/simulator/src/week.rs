@@ -94,11 +94,11 @@ pub struct WeekConfig {
     /// Shelf checks: the chance that staff give the wrong answer (EMPTY for a stocked shelf,
     /// STOCK_IS_THERE for an empty one).
     pub check_error_rate: f64,
-    /// Minutes from a check's request to the staff's answer (answered at the first step start
-    /// after that).
+    /// Minutes from a check's request to the staff's answer (given at the first step start
+    /// after that, dated when they answered, or after the item's last book change).
     pub check_answer_after_minutes: (i64, i64),
-    /// The services' `CHECK_EXPIRY_MINUTES`: an answer that would come later than one step
-    /// before the expiry is not given (the check expires unanswered).
+    /// The services' `CHECK_EXPIRY_MINUTES`: an answer that would be dated at or after the
+    /// expiry is not given (the check expires unanswered).
     pub check_expiry_minutes: i64,
 }
 
@@ -307,6 +307,9 @@ struct Item {
     trouble: Option<Trouble>,
     /// A phantom loss is under way (its end is scheduled).
     phantom: bool,
+    /// When the books last changed (a sale, a receipt, a count; UTC ms): a shelf check's count
+    /// is dated after it, so inventory has no later movement to re-apply on top of it.
+    books_at_ms: i64,
     /// Numbers the phantoms of this item: a scheduled end of an earlier one (ended by a shelf
     /// check's count since) is ignored.
     phantom_gen: u32,
@@ -340,6 +343,8 @@ enum Action {
         sku: usize,
         check_id: String,
         requested_at_ms: i64,
+        /// When the staff answer (the request's time plus their delay).
+        answer_at_ms: i64,
     },
 }
 
@@ -718,6 +723,7 @@ impl Week {
                     }
                     let n = item.shelf.max(0);
                     self.items[s][i].books = n;
+                    self.items[s][i].books_at_ms = t;
                     let m = movement(
                         format!("wk-scan-{}-{i}-{t}", self.stores[s].id),
                         t,
@@ -771,6 +777,7 @@ impl Week {
                 let item = &mut self.items[s][i];
                 item.shelf += m.quantity;
                 item.books += m.quantity;
+                item.books_at_ms = t;
                 item.in_transit = false;
                 // Requests made while it was on its way: answered now, nothing more to ship.
                 let held = std::mem::take(&mut item.held);
@@ -865,6 +872,7 @@ impl Week {
                 item.phantom = false;
                 item.hidden = 0;
                 item.books = item.shelf;
+                item.books_at_ms = t;
                 let n = item.books;
                 let m = movement(
                     format!("wk-count-{}-{i}-{t}", self.stores[s].id),
@@ -884,12 +892,16 @@ impl Week {
                 sku: i,
                 check_id,
                 requested_at_ms,
+                answer_at_ms,
             } => {
-                // Later than one step before the expiry (the answer could race the expiry):
-                // left unanswered.
-                let last =
-                    requested_at_ms + self.cfg.check_expiry_minutes * MINUTE_MS - self.cfg.step_ms;
-                if t + 1 > last {
+                // Staff answer when they planned to (the services may have shown the check to
+                // the driver late), but after the last change of the books, so that the count
+                // it books is the latest movement of the item. Not before the expiry: left
+                // unanswered, it expires.
+                let at = answer_at_ms
+                    .max(self.items[s][i].books_at_ms + 1)
+                    .min(t + 1);
+                if at >= requested_at_ms + self.cfg.check_expiry_minutes * MINUTE_MS {
                     self.stats.checks_unanswered += 1;
                     return;
                 }
@@ -911,7 +923,7 @@ impl Week {
                 let store = &self.stores[s].id;
                 b.responses.push(StaffResponse {
                     event_id: format!("wk-answer:{check_id}"),
-                    occurred_at_ms: t + 1,
+                    occurred_at_ms: at,
                     store_id: store.clone(),
                     sku: self.catalog[i].sku.clone(),
                     check_id,
@@ -950,6 +962,7 @@ impl Week {
                 sku: i,
                 check_id: c.check_id.clone(),
                 requested_at_ms: c.occurred_at_ms,
+                answer_at_ms: c.occurred_at_ms + after,
             },
         );
     }
@@ -964,6 +977,7 @@ impl Week {
         self.stats.checks_booked_empty += 1;
         let item = &mut self.items[s][i];
         item.books = 0;
+        item.books_at_ms = item.books_at_ms.max(at);
         if item.phantom {
             item.phantom = false;
             item.hidden = 0;
@@ -1015,6 +1029,7 @@ impl Week {
                     let q = l.quantity.min(item.shelf);
                     item.shelf -= q;
                     item.books = (item.books - q).max(0);
+                    item.books_at_ms = at;
                     lines.push((l.index, q));
                 }
                 if lines.is_empty() {

@@ -252,6 +252,9 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
     let truth = vec![
         truth("S-001", "A", TruthKind::Phantom, 1, 3, 2.0),
         truth("S-002", "C", TruthKind::Phantom, 30, 40, 2.0),
+        // A real stockout the books hid (a phantom on a troubled SKU): a cycle count confirmed
+        // the suspicion.
+        truth("S-002", "G", TruthKind::Real, 10, 20, 2.0),
     ];
     let req = || CheckChange::Requested(Default::default());
     let checks = vec![
@@ -301,11 +304,14 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
         closed("S-001", "A", 1, 120),
         opened("S-001", "A", 2, Kind::Confirmed, 120),
         opened("S-002", "B", 1, Kind::Confirmed, 120), // a real confirmed, no truth
+        opened("S-002", "G", 1, Kind::Suspected, 630),
+        closed("S-002", "G", 1, 660),
+        opened("S-002", "G", 2, Kind::Confirmed, 660),
     ];
     let eps = episodes(&ev);
     assert_eq!(
         eps.iter().map(|e| e.from_check).collect::<Vec<_>>(),
-        [false, true, false]
+        [false, true, false, false, true]
     );
     let offers = vec![issued("S-001/A/S2", 121, false, (0, 0))];
     let r = score(params(), &truth, &eps, &offers, &checks);
@@ -323,7 +329,7 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
     );
     assert_eq!((c.answers_right, c.answered()), (2, 3));
     assert_eq!(c.on_true_stockouts, 2);
-    assert_eq!((c.confirmed_by_check, c.confirmed_by_check_true), (1, 1));
+    assert_eq!((c.confirmed_by_check, c.confirmed_by_check_true), (2, 2));
     // The phantom began at 1 h; the offer came at 121 min.
     assert_eq!(c.phantom_to_offer.unwrap().median, 61.0);
     assert_eq!(c.per_store_day.get(&("S-001".into(), 0)), Some(&2));
@@ -332,6 +338,8 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
     assert_eq!(r.checks_per_store_day(), 6.0 / 4.0);
     // The check-confirmed episode is not a false real stockout, and its offer answers a phantom.
     assert_eq!((r.confirmed.tp_episodes, r.confirmed.fp_episodes), (0, 1));
+    // ... but it found the real stockout all the same (recall).
+    assert_eq!((r.confirmed.found, r.confirmed.missed), (1, 0));
     assert_eq!(r.offers.issued_for_true_stockouts, 1);
     let text = r.to_string();
     assert!(
