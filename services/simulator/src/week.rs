@@ -383,6 +383,9 @@ pub struct Week {
     sku_index: HashMap<String, usize>,
     /// Random draws of causes and the warehouse.
     rng: StdRng,
+    /// Random draws of the staff answering shelf checks (their own stream, so that when the
+    /// services ask does not shift the causes and the warehouse's draws).
+    staff_rng: StdRng,
     truth: Vec<Truth>,
     /// Time of the latest step start applied.
     now_ms: i64,
@@ -460,6 +463,7 @@ impl Week {
             answered: HashSet::new(),
             checks_seen: HashSet::new(),
             rng,
+            staff_rng: StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_C4EC)),
             truth: Vec::new(),
             now_ms: start,
             stats: WeekStats::default(),
@@ -907,7 +911,7 @@ impl Week {
                 }
                 let truly_empty = self.items[s][i].shelf <= 0;
                 let wrong = self
-                    .rng
+                    .staff_rng
                     .random_bool(self.cfg.check_error_rate.clamp(0.0, 1.0));
                 let empty = truly_empty != wrong;
                 if wrong {
@@ -954,7 +958,7 @@ impl Week {
         }
         self.stats.checks_asked += 1;
         let (lo, hi) = self.cfg.check_answer_after_minutes;
-        let after = self.rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
+        let after = self.staff_rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
         self.schedule(
             c.occurred_at_ms + after,
             Action::CheckAnswer {
