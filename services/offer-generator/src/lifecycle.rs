@@ -635,6 +635,13 @@ pub fn compose(
         (true, n, _) => {
             format!("staff found the shelf empty on a shelf check, warehouse failed {n}x")
         }
+        // Confirmed without a failed reorder: the goods are due beyond the horizon, or a count
+        // found a suspected shelf empty.
+        (false, 0, _) if evidence.expected_restock_at_ms > 0 => format!(
+            "goods expected only {}",
+            shelfguard_events::time::utc_words(evidence.expected_restock_at_ms)
+        ),
+        (false, 0, _) => "a count found the shelf empty".to_owned(),
         (false, n, "") => format!("warehouse failed {n}x"),
         (false, n, r) => format!("warehouse failed {n}x ({r})"),
     };

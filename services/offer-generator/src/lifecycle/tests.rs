@@ -1283,3 +1283,37 @@ fn policy_settings_out_of_range_are_refused_at_start() {
         crate::Config::try_parse_from(["offer-generator", "--check-expiry-minutes=5"]).unwrap();
     assert_eq!(short.policy.check_expiry_minutes, 5);
 }
+
+#[test]
+fn a_confirmed_stockout_without_a_failed_reorder_says_why_it_is_out() {
+    for (evidence, want) in [
+        (
+            Evidence::default(),
+            "is out, a count found the shelf empty.",
+        ),
+        (
+            Evidence {
+                expected_restock_at_ms: 1_795_463_647_142,
+                ..Default::default()
+            },
+            "is out, goods expected only 2026-11-23 19:54 UTC.",
+        ),
+    ] {
+        let mut o = offers();
+        let mut view = PartitionState::default();
+        stock(&mut view, "GOLD-28", 6);
+        let mut e = opened(0);
+        if let Event::Stockout(s) = &mut e
+            && let Some(Change::Opened(op)) = &mut s.change
+        {
+            op.evidence = Some(evidence);
+        }
+        let mut item = OfferItem::default();
+        let events = decode(&o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap());
+        let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change
+        else {
+            panic!("{events:?}")
+        };
+        assert!(offer.reason.contains(want), "{}", offer.reason);
+    }
+}
