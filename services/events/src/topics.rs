@@ -74,7 +74,7 @@ pub const ALL: &[TopicSpec] = &[
         name: STORE_STOCK_MOVEMENTS,
         key: "store id",
         value: "shelfguard.store.v1.StockMovement",
-        producer: "store systems (receiving, counts, shrink)",
+        producer: "store systems (receiving, counts, shrink), offer-generator (shelf-check counts)",
         consumers: "inventory",
         cleanup: Cleanup::Delete { retention_days: 7 },
         store_partitioned: true,

@@ -11,19 +11,18 @@ pub struct GesturePolicy {
 }
 
 /// The gestures the policy allows for this stockout, most generous first, with their value
-/// (what the store gives away): free after repeated failures (never for a suspected stockout,
-/// which may be a misplaced product), else the substitute at the original's price. Gestures
-/// over the per-offer cap are left out.
+/// (what the store gives away): free after repeated failures, else the substitute at the
+/// original's price. Gestures over the per-offer cap are left out. (Suspected stockouts get
+/// no offer at all, only a shelf check: see `checks`.)
 pub fn options(
     p: GesturePolicy,
     failed_reorders: i32,
-    suspected: bool,
     original_cents: i64,
     substitute_cents: i64,
 ) -> Vec<(Gesture, i64)> {
     let at_original = (substitute_cents - original_cents).max(0);
     let mut v = Vec::new();
-    if failed_reorders >= p.free_after_failures && !suspected {
+    if failed_reorders >= p.free_after_failures {
         v.push((Gesture::Free, substitute_cents));
     }
     v.push((Gesture::AtOriginalPrice, at_original));
@@ -42,23 +41,15 @@ mod tests {
             max_gesture_cents: 1500,
         };
         assert_eq!(
-            options(p, 3, false, 799, 1399),
+            options(p, 3, 799, 1399),
             [(Gesture::Free, 1399), (Gesture::AtOriginalPrice, 600)]
         );
+        assert_eq!(options(p, 2, 799, 1399), [(Gesture::AtOriginalPrice, 600)]);
         assert_eq!(
-            options(p, 2, false, 799, 1399),
-            [(Gesture::AtOriginalPrice, 600)]
-        );
-        assert_eq!(
-            options(p, 3, true, 799, 1399),
-            [(Gesture::AtOriginalPrice, 600)],
-            "a suspected stockout never gets a free gesture"
-        );
-        assert_eq!(
-            options(p, 5, false, 799, 1999),
+            options(p, 5, 799, 1999),
             [(Gesture::AtOriginalPrice, 1200)],
             "free would exceed the cap"
         );
-        assert!(options(p, 1, false, 100, 5000).is_empty());
+        assert!(options(p, 1, 100, 5000).is_empty());
     }
 }

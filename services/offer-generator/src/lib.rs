@@ -5,8 +5,10 @@
 //! Business rules, each in its own module (pure): `substitute` (which product to give),
 //! `gesture` (what the customer pays), `budget` (what a store may give away per day),
 //! `complements` (what sells together, learned from baskets), `lifecycle` (one live offer per
-//! episode, from issue to its end).
+//! episode, from issue to its end), `checks` (a suspected stockout becomes a shelf check for the
+//! staff, not an offer).
 pub mod budget;
+pub mod checks;
 pub mod complements;
 pub mod gesture;
 pub mod lifecycle;

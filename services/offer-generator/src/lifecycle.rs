@@ -37,7 +37,7 @@ use shelfguard_runtime::{Output, Processor, Rejected};
 use tracing::info;
 
 use crate::gesture::{self, GesturePolicy};
-use crate::{budget, complements, substitute};
+use crate::{budget, checks, complements, substitute};
 
 pub const SERVICE: &str = "offer-generator";
 
@@ -53,8 +53,6 @@ pub const DEFAULT_OFFER_TTL_MINUTES: i64 = 240;
 pub const DEFAULT_STORE_DAILY_BUDGET_CENTS: i64 = 5000;
 /// Default of `COMPLEMENT_MIN_SUPPORT`.
 pub const DEFAULT_COMPLEMENT_MIN_SUPPORT: f64 = 3.0;
-/// Default of `SUSPECTED_OFFER_MIN_EXPECTED_SALES`.
-pub const DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES: f64 = 9.2;
 /// Default of `COMPLEMENT_HALF_LIFE_DAYS`.
 pub const DEFAULT_COMPLEMENT_HALF_LIFE_DAYS: f64 = 14.0;
 /// Shortest `COMPLEMENT_HALF_LIFE_DAYS` (about 15 minutes).
@@ -87,17 +85,10 @@ pub struct Policy {
     /// 0 or more.
     #[arg(long, env = "COMPLEMENT_MIN_SUPPORT", default_value_t = DEFAULT_COMPLEMENT_MIN_SUPPORT, value_parser = number_at_least(0.0))]
     pub complement_min_support: f64,
-    /// A suspected (phantom) stockout gets its offer only once the silence reaches this many
-    /// expected sales (the evidence's `expected_sales_in_gap`; the detector opens an episode when
-    /// its false-alarm budget allows, which for fast sellers is already past this): a shelf
-    /// that is really empty stays silent, a chance silence ends first. 0 offers at once.
-    #[arg(
-        long,
-        env = "SUSPECTED_OFFER_MIN_EXPECTED_SALES",
-        default_value_t = DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES,
-        value_parser = number_at_least(0.0)
-    )]
-    pub suspected_offer_min_expected_sales: f64,
+    /// How long a shelf check (a suspected stockout's question to staff) waits for an
+    /// answer, in minutes of event time; then it expires. 1 to 1440 (a day).
+    #[arg(long, env = "CHECK_EXPIRY_MINUTES", default_value_t = checks::DEFAULT_CHECK_EXPIRY_MINUTES, value_parser = clap::value_parser!(i64).range(1..=checks::MAX_CHECK_EXPIRY_MINUTES))]
+    pub check_expiry_minutes: i64,
     /// Half-life of the basket counts behind complements, in days; 0.01 (about 15 minutes) or
     /// more.
     #[arg(long, env = "COMPLEMENT_HALF_LIFE_DAYS", default_value_t = DEFAULT_COMPLEMENT_HALF_LIFE_DAYS, value_parser = number_at_least(MIN_HALF_LIFE_DAYS))]
@@ -117,7 +108,7 @@ impl Default for Policy {
             store_daily_budget_cents: DEFAULT_STORE_DAILY_BUDGET_CENTS,
             store_budgets: budget::StoreBudgets::default(),
             complement_min_support: DEFAULT_COMPLEMENT_MIN_SUPPORT,
-            suspected_offer_min_expected_sales: DEFAULT_SUSPECTED_OFFER_MIN_EXPECTED_SALES,
+            check_expiry_minutes: checks::DEFAULT_CHECK_EXPIRY_MINUTES,
             complement_half_life_days: DEFAULT_COMPLEMENT_HALF_LIFE_DAYS,
             hold: HoldArgs::default(),
         }
@@ -133,22 +124,6 @@ impl Policy {
     }
     pub fn budget_of(&self, store: &str) -> i64 {
         self.store_budgets.of(store, self.store_daily_budget_cents)
-    }
-
-    /// When the open suspected episode of `item` may get its offer (None: not suspected, or it
-    /// has one, or it may have one now): when the silence since the last sale reaches the
-    /// expected sales this policy asks for, at the sales rate the detector learned.
-    pub fn suspected_offer_due(&self, item: &OfferItem) -> Option<i64> {
-        if !item.suspected || !item.episode_open || item.offer.is_some() || item.episode_answered {
-            return None;
-        }
-        let ev = item.evidence.as_ref()?;
-        let per_ms = ev.sales_per_hour / 3_600_000.0;
-        if per_ms <= 0.0 || self.suspected_offer_min_expected_sales <= 0.0 {
-            return None;
-        }
-        let last_sale = item.episode_opened_at_ms - ev.gap_ms;
-        Some(last_sale + (self.suspected_offer_min_expected_sales / per_ms).ceil() as i64)
     }
 }
 
@@ -208,7 +183,7 @@ pub struct Offers {
     /// Keys with a live offer, by `store/substitute SKU`: a stock change of the substitute is
     /// also applied to them (it may have run out).
     by_substitute: HashMap<String, BTreeSet<String>>,
-    /// Timers: a live offer's expiry, or a suspected episode's offer falling due. Any event of
+    /// Timers: a live offer's expiry, or a live shelf check's expiry. Any event of
     /// the store visits the keys that are due.
     timers: DueIndex,
     /// Where each key is indexed, to take it out again.
@@ -264,6 +239,7 @@ impl Offers {
         }
         let mut now = Indexed::default();
         if item.episode_open
+            && !item.suspected
             && item.offer.is_none()
             && !item.episode_answered
             && let Some(fk) = self.family_key(store, sku)
@@ -283,11 +259,11 @@ impl Offers {
                 .insert(key.to_owned());
             now.substitute = Some(sk);
         }
-        let due = item
-            .offer
-            .as_ref()
-            .map(|o| o.expires_at_ms)
-            .or_else(|| self.policy.suspected_offer_due(item));
+        let offer_due = item.offer.as_ref().map(|o| o.expires_at_ms);
+        let due = match (offer_due, checks::due(item)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.timers.set(key, due);
         if now.waiting.is_some() || now.substitute.is_some() {
             self.indexed.insert(key.to_owned(), now);
@@ -405,8 +381,8 @@ impl Offers {
         self.end(key, item, "withdrawn", change, now, others)
     }
 
-    /// What falls due at `now` for `key` itself: its live offer's expiry, its suspected
-    /// episode's offer.
+    /// What falls due at `now` for `key` itself: its live offer's expiry, its live shelf
+    /// check's expiry.
     fn timers(
         &self,
         key: &str,
@@ -425,13 +401,7 @@ impl Offers {
                 others,
             ));
         }
-        if self
-            .policy
-            .suspected_offer_due(item)
-            .is_some_and(|due| due <= now)
-        {
-            out.extend(self.try_offer(key, item, now, others));
-        }
+        out.extend(checks::expire_if_due(key, item, now));
         out
     }
 
@@ -443,15 +413,9 @@ impl Offers {
         now: i64,
         others: &dyn View<OfferItem>,
     ) -> Vec<Output> {
-        if !item.episode_open || item.offer.is_some() || item.episode_answered {
-            return Vec::new();
-        }
-        if self
-            .policy
-            .suspected_offer_due(item)
-            .is_some_and(|due| now < due)
-        {
-            // A suspected stockout waits until the silence is telling enough (see the policy).
+        // A suspected stockout gets a shelf check, never an offer (see `checks`): staff who
+        // find the shelf empty book a count of 0, and the confirmed stockout gets the offer.
+        if !item.episode_open || item.suspected || item.offer.is_some() || item.episode_answered {
             return Vec::new();
         }
         let (store, sku) = split_key(key);
@@ -504,6 +468,7 @@ impl Offers {
             complements: &learned,
         };
         let evidence = item.evidence.clone().unwrap_or_default();
+        let checked_empty = checks::found_empty_before(item, &item.stockout_id, store, sku);
         let next_id = match item.offer_seq + 1 {
             1 => format!("{}/offer", item.stockout_id),
             n => format!("{}/offer-{n}", item.stockout_id),
@@ -514,7 +479,7 @@ impl Offers {
             sku,
             &item.stockout_id,
             &evidence,
-            item.suspected,
+            checked_empty,
             now,
             &shelf,
         ) {
@@ -555,7 +520,7 @@ fn episode_of(offer_id: &str) -> Option<&str> {
     offer_id.rsplit_once("/offer").map(|(episode, _)| episode)
 }
 
-fn fnv(s: &str) -> u64 {
+pub(crate) fn fnv(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
@@ -569,7 +534,7 @@ fn size_text(p: &Product) -> String {
         .map_or_else(String::new, |s| format!("{} {}", s.value, s.unit))
 }
 
-fn product_ref(p: &Product) -> ProductRef {
+pub(crate) fn product_ref(p: &Product) -> ProductRef {
     ProductRef {
         sku: p.sku.clone(),
         name: p.name.clone(),
@@ -588,9 +553,10 @@ pub fn redemption_code(stockout_id: &str) -> String {
         .collect()
 }
 
-/// Builds the offer for the open episode `stockout_id` of `sku` at time `now`: the best
-/// substitute and the most generous gesture the policy and the store's remaining budget allow,
-/// or why there is none.
+/// Builds the offer for the open (confirmed) episode `stockout_id` of `sku` at time `now`: the
+/// best substitute and the most generous gesture the policy and the store's remaining budget
+/// allow, or why there is none. `checked_empty`: staff found the shelf empty on a shelf check
+/// (the reason says so).
 #[allow(clippy::too_many_arguments)]
 pub fn compose(
     policy: &Policy,
@@ -598,7 +564,7 @@ pub fn compose(
     sku: &str,
     stockout_id: &str,
     evidence: &Evidence,
-    suspected: bool,
+    checked_empty: bool,
     now: i64,
     shelf: &Shelf<'_>,
 ) -> Result<Offer, NoOffer> {
@@ -629,7 +595,6 @@ pub fn compose(
         for (gesture, value) in gesture::options(
             gp,
             evidence.failed_reorders_7d,
-            suspected,
             original.price_cents,
             sub.price_cents,
         ) {
@@ -661,33 +626,32 @@ pub fn compose(
         Gesture::Free => "at no extra charge".to_owned(),
         _ => format!("for the price of the {}", size_text(original)),
     };
-    let reason = if suspected {
-        format!(
-            "{} {} looks gone from the shelf: no sale for {:.1} h (usually {:.1}/h), though the books say {}. Check the shelf; if it is empty, give the customer the {} {} {give}. Code {code} at the till.",
-            size_text(original),
-            original.name,
-            evidence.gap_ms as f64 / 3_600_000.0,
-            evidence.sales_per_hour,
-            evidence.on_hand,
-            size_text(sub),
-            sub.name
-        )
-    } else {
-        let why = match (
-            evidence.failed_reorders_7d,
-            evidence.last_failure_reason.as_str(),
-        ) {
-            (n, "") => format!("warehouse failed {n}x"),
-            (n, r) => format!("warehouse failed {n}x ({r})"),
-        };
-        format!(
-            "{} {} is out, {why}. Give the customer the {} {} {give}. Code {code} at the till.",
-            size_text(original),
-            original.name,
-            size_text(sub),
-            sub.name
-        )
+    let why = match (
+        checked_empty,
+        evidence.failed_reorders_7d,
+        evidence.last_failure_reason.as_str(),
+    ) {
+        (true, 0, _) => "staff found the shelf empty on a shelf check".to_owned(),
+        (true, n, _) => {
+            format!("staff found the shelf empty on a shelf check, warehouse failed {n}x")
+        }
+        // Confirmed without a failed reorder: the goods are due beyond the horizon, or a count
+        // found a suspected shelf empty.
+        (false, 0, _) if evidence.expected_restock_at_ms > 0 => format!(
+            "goods expected only {}",
+            shelfguard_events::time::utc_words(evidence.expected_restock_at_ms)
+        ),
+        (false, 0, _) => "a count found the shelf empty".to_owned(),
+        (false, n, "") => format!("warehouse failed {n}x"),
+        (false, n, r) => format!("warehouse failed {n}x ({r})"),
     };
+    let reason = format!(
+        "{} {} is out, {why}. Give the customer the {} {} {give}. Code {code} at the till.",
+        size_text(original),
+        original.name,
+        size_text(sub),
+        sub.name
+    );
     let mut candidates = (shelf.complements)(&original.sku);
     candidates.extend((shelf.complements)(&sub.sku));
     let mut picked = complements::pick(
@@ -725,7 +689,8 @@ pub fn compose(
             .map(product_ref)
             .collect(),
         failed_reorders: evidence.failed_reorders_7d,
-        suspected,
+        // Suspected stockouts get a shelf check instead of an offer.
+        suspected: false,
     })
 }
 
@@ -825,8 +790,7 @@ impl Processor for Offers {
         keys
     }
 
-    /// Offers of the store that expired, and suspected episodes whose offer fell due, by the
-    /// event's time.
+    /// Offers and shelf checks of the store that expired, by the event's time.
     fn due_keys(&self, event: &Event) -> Vec<String> {
         self.timers
             .due(event.store_id(), event.occurred_at_ms())
@@ -872,8 +836,13 @@ impl Processor for Offers {
     ) -> Result<Vec<Output>, Rejected> {
         let (_, sku) = split_key(key);
         let now = event.occurred_at_ms();
-        // An answer must name the live offer of this key (checked before anything changes).
-        if let Event::Response(r) = event {
+        // An answer must name the live offer (or the live shelf check) of this key (checked
+        // before anything changes).
+        if let Event::Response(r) = event
+            && !r.check_id.is_empty()
+        {
+            checks::accepts(key, item, r, now)?;
+        } else if let Event::Response(r) = event {
             let live = item
                 .offer
                 .as_ref()
@@ -944,6 +913,7 @@ impl Processor for Offers {
                 }
                 Some(Change::Opened(o)) if item.stockout_id != s.stockout_id => {
                     let reason = format!("superseded by stockout {}", s.stockout_id);
+                    out.extend(checks::withdraw(key, item, reason.clone(), now));
                     out.extend(self.withdraw(key, item, reason, now, others));
                     item.stockout_id = s.stockout_id.clone();
                     item.episode_open = true;
@@ -956,13 +926,24 @@ impl Processor for Offers {
                     item.offer_seq = 0;
                     item.episode_answered = false;
                     item.no_offer_reason.clear();
-                    out.extend(self.try_offer(key, item, now, others));
+                    if item.suspected {
+                        // `waiting` holds the stockout until its product is in the catalogue.
+                        if let Some(p) = self.catalog.read().get(sku) {
+                            let minutes = self.policy.check_expiry_minutes;
+                            out.extend(checks::request(key, item, p, now, minutes));
+                        }
+                    } else {
+                        out.extend(self.try_offer(key, item, now, others));
+                    }
                 }
                 Some(Change::Closed(c))
                     if item.stockout_id == s.stockout_id && item.episode_open =>
                 {
                     item.episode_open = false;
                     item.no_offer_reason.clear();
+                    // A check nobody answered yet is no longer needed.
+                    let reason = format!("stockout over: {}", c.reason);
+                    out.extend(checks::withdraw(key, item, reason, now));
                     // Withdrawn only once stock is back on the shelf: an episode that closed
                     // because goods are on their way leaves the customer's shelf empty still.
                     if c.on_hand > 0 {
@@ -972,6 +953,10 @@ impl Processor for Offers {
                 }
                 _ => {}
             },
+            Event::Response(r) if !r.check_id.is_empty() => {
+                // `checks::accepts` found this key's live check under the answer's check id.
+                out.extend(checks::answer(key, item, r, now));
+            }
             Event::Response(r) => {
                 // `keys` sends an answer only to its SKU's key, and the check above found this
                 // key's live offer under the answer's offer id.

@@ -1,14 +1,16 @@
 //! Attacks on offer-generator through the engine's record path (`step::handle`): stockouts,
 //! stock levels, staff answers and baskets with extreme and adversarial values, any order,
-//! duplicates, wrong keys. Nothing panics, every offer event is about the key that made it
-//! (its `sku`, `offer_id` and `stockout_id` agree), and every key's state stays within bound.
+//! duplicates, wrong keys, shelf-check answers. Nothing panics, every offer event and shelf-check
+//! event is about the key that made it (its `sku`, `offer_id` or `check_id` and `stockout_id`
+//! agree), every count a check books is of that key's SKU, and every key's state stays within
+//! bound.
 use proptest::prelude::*;
 use shelfguard_events::catalog::{Product, Size};
-use shelfguard_events::floor::{Answer, OfferEvent, StaffResponse};
+use shelfguard_events::floor::{Answer, OfferEvent, ShelfCheckEvent, StaffResponse};
 use shelfguard_events::inventory::StockLevel;
 use shelfguard_events::limits::MAX_STATE_BYTES;
 use shelfguard_events::stockout::{Evidence, Kind, Opened, StockoutEvent, stockout_event::Change};
-use shelfguard_events::store::{Sale, SaleLine};
+use shelfguard_events::store::{Sale, SaleLine, StockMovement};
 use shelfguard_events::{Message, topics};
 use shelfguard_offer_generator::lifecycle::{Offers, Policy};
 use shelfguard_runtime::state::PartitionState;
@@ -126,6 +128,28 @@ fn record() -> impl Strategy<Value = (&'static str, String, Vec<u8>)> {
             (topics::FLOOR_RESPONSES, r.encode_to_vec())
         },
     );
+    let check_answer = (
+        sku.clone(),
+        sku.clone(),
+        at(),
+        1..3u32,
+        0..4i32,
+        prop::option::of(-1..3i32),
+    )
+        .prop_map(|(sku, other, at, n, finding, counted)| {
+            let r = StaffResponse {
+                event_id: format!("c:{sku}:{at}:{finding}:{counted:?}"),
+                occurred_at_ms: at,
+                store_id: "S1".into(),
+                check_id: format!("S1/{other}/S{n}/check"),
+                sku: sku.into(),
+                finding,
+                counted,
+                by: "ana".into(),
+                ..Default::default()
+            };
+            (topics::FLOOR_RESPONSES, r.encode_to_vec())
+        });
     let sale = (prop::collection::vec(sku, 1..4), at()).prop_map(|(skus, at)| {
         let s = Sale {
             event_id: format!("b:{at}:{}", skus.join("+")),
@@ -145,7 +169,7 @@ fn record() -> impl Strategy<Value = (&'static str, String, Vec<u8>)> {
     });
     (
         key,
-        prop_oneof![3 => stockout, 4 => level, 2 => answer, 2 => sale],
+        prop_oneof![3 => stockout, 4 => level, 2 => answer, 2 => check_answer, 2 => sale],
     )
         .prop_map(|(key, (topic, bytes))| (topic, key.to_owned(), bytes))
 }
@@ -177,14 +201,36 @@ proptest! {
                 prop_assert!(!r.contains("panicked"), "{r}");
             }
             for (k, out) in &effect.outputs {
-                let e = OfferEvent::decode(out.payload.as_slice()).unwrap();
-                prop_assert_eq!(format!("{}/{}", e.store_id, e.sku), k.clone());
-                prop_assert!(e.offer_id.starts_with(&format!("{k}/")), "{e:?}");
-                prop_assert!(e.stockout_id.starts_with(&format!("{k}/")), "{e:?}");
+                let (event_id, at) = match out.topic {
+                    topics::FLOOR_OFFERS => {
+                        let e = OfferEvent::decode(out.payload.as_slice()).unwrap();
+                        prop_assert_eq!(format!("{}/{}", e.store_id, e.sku), k.clone());
+                        prop_assert!(e.offer_id.starts_with(&format!("{k}/")), "{e:?}");
+                        prop_assert!(e.stockout_id.starts_with(&format!("{k}/")), "{e:?}");
+                        (e.event_id, e.occurred_at_ms)
+                    }
+                    topics::FLOOR_CHECKS => {
+                        let e = ShelfCheckEvent::decode(out.payload.as_slice()).unwrap();
+                        prop_assert_eq!(format!("{}/{}", e.store_id, e.sku), k.clone());
+                        prop_assert!(e.check_id.starts_with(&format!("{k}/")), "{e:?}");
+                        prop_assert!(e.stockout_id.starts_with(&format!("{k}/")), "{e:?}");
+                        (e.event_id, e.occurred_at_ms)
+                    }
+                    topics::STORE_STOCK_MOVEMENTS => {
+                        let m = StockMovement::decode(out.payload.as_slice()).unwrap();
+                        prop_assert_eq!(format!("{}/{}", m.store_id, m.sku), k.clone());
+                        prop_assert!(m.quantity >= 0, "{m:?}");
+                        (m.event_id, m.occurred_at_ms)
+                    }
+                    other => {
+                        prop_assert!(false, "unexpected output topic {other}");
+                        unreachable!()
+                    }
+                };
                 // An event id never stands for two different records.
-                log.push(format!("  -> {} {:?}", e.event_id, e.occurred_at_ms));
-                if let Some(before) = ids.insert(e.event_id.clone(), out.payload.clone()) {
-                    prop_assert!(before == out.payload, "event id {} reused:\n{}", e.event_id, log.join("\n"));
+                log.push(format!("  -> {event_id} {at:?}"));
+                if let Some(before) = ids.insert(event_id.clone(), out.payload.clone()) {
+                    prop_assert!(before == out.payload, "event id {} reused:\n{}", event_id, log.join("\n"));
                 }
             }
             for (k, slot) in &part.slots {

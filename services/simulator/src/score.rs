@@ -1,9 +1,17 @@
-//! Scores what the services published (stockout episodes, offers) against the ground truth
-//! of a simulated week. Pure: records in, a [`Report`] out; it measures, it never judges.
-use std::collections::{BTreeMap, HashMap, HashSet};
+//! Scores what the services published (stockout episodes, shelf checks, offers) against the
+//! ground truth of a simulated week. Pure: records in, a [`Report`] out; it measures, it never
+//! judges.
+//!
+//! A confirmed episode that opened the moment a suspected one of the same (store, SKU) closed
+//! was confirmed by a shelf check (staff found the shelf empty, the count of 0 confirmed it):
+//! it is scored against the phantom it was about, not against the real (warehouse) stockouts.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
-use shelfguard_events::floor::{OfferEvent, not_offered, offer_event::Change as OfferChange};
+use shelfguard_events::floor::{
+    OfferEvent, ShelfCheckEvent, ShelfFinding, not_offered, offer_event::Change as OfferChange,
+    shelf_check_event::Change as CheckChange,
+};
 use shelfguard_events::stockout::{Kind, StockoutEvent, stockout_event::Change};
 
 use crate::week::{Truth, TruthKind};
@@ -22,6 +30,10 @@ pub struct Episode {
     pub opened_ms: i64,
     /// `None` while still open at the end of the run.
     pub closed_ms: Option<i64>,
+    /// A confirmed episode that a count confirmed after a suspicion (a shelf check's EMPTY, or
+    /// a cycle count that found the shelf empty): it opened when a suspected episode of the
+    /// same (store, SKU) closed.
+    pub from_check: bool,
 }
 
 /// The episodes in `events` (duplicates by `event_id` ignored; a close without its open is dropped).
@@ -41,6 +53,7 @@ pub fn episodes(events: &[StockoutEvent]) -> Vec<Episode> {
                     kind: Kind::try_from(o.kind).unwrap_or(Kind::Unspecified),
                     opened_ms: e.occurred_at_ms,
                     closed_ms: None,
+                    from_check: false,
                 });
             }
             Some(Change::Closed(_)) => {
@@ -50,6 +63,15 @@ pub fn episodes(events: &[StockoutEvent]) -> Vec<Episode> {
             }
             None => {}
         }
+    }
+    let suspected_closes: HashSet<(String, String, i64)> = by_id
+        .values()
+        .filter(|e| e.kind == Kind::Suspected)
+        .filter_map(|e| Some((e.store.clone(), e.sku.clone(), e.closed_ms?)))
+        .collect();
+    for e in by_id.values_mut() {
+        e.from_check = e.kind == Kind::Confirmed
+            && suspected_closes.contains(&(e.store.clone(), e.sku.clone(), e.opened_ms));
     }
     let mut out: Vec<Episode> = by_id.into_values().collect();
     out.sort_by(|a, b| (a.opened_ms, &a.stockout_id).cmp(&(b.opened_ms, &b.stockout_id)));
@@ -201,12 +223,46 @@ pub struct OfferScore {
     pub budget_store_days: usize,
 }
 
+/// The shelf checks of the week (`floor.checks.v1`), counted by distinct check id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckScore {
+    /// Checks requested, per (store, UTC day index from the start).
+    pub per_store_day: BTreeMap<(String, i64), usize>,
+    pub requested: usize,
+    /// How they ended: answered EMPTY, answered STOCK_IS_THERE, expired, withdrawn; still open
+    /// at the end of the run.
+    pub empty: usize,
+    pub stock_there: usize,
+    pub expired: usize,
+    pub withdrawn: usize,
+    pub open_at_end: usize,
+    /// Answers that matched the truth at their time: EMPTY on a shelf truly empty (a phantom
+    /// or real stockout interval), STOCK_IS_THERE on one that was not.
+    pub answers_right: usize,
+    /// Checks asked while the shelf was truly empty (the suspicion was right).
+    pub on_true_stockouts: usize,
+    /// Confirmed episodes that a count confirmed after a suspicion (a check's EMPTY or a cycle
+    /// count), and of them those on a truly empty shelf (a phantom, or a real stockout).
+    pub confirmed_by_check: usize,
+    pub confirmed_by_check_true: usize,
+    /// From the truth interval's start to the offer of the episode a count confirmed (minutes).
+    pub phantom_to_offer: Option<Spread>,
+}
+
+impl CheckScore {
+    pub fn answered(&self) -> usize {
+        self.empty + self.stock_there
+    }
+}
+
 /// Everything measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub params: Params,
+    /// Confirmed episodes (those a shelf check confirmed are in `checks`) vs real stockouts.
     pub confirmed: KindScore,
     pub suspected: KindScore,
+    pub checks: CheckScore,
     /// Episodes of any other kind (unspecified).
     pub other_episodes: usize,
     pub offers: OfferScore,
@@ -220,6 +276,10 @@ impl Report {
     /// Suspected episodes that match no phantom, per store per day.
     pub fn false_alarms_per_store_day(&self) -> f64 {
         self.suspected.fp_episodes as f64 / (self.days() * self.params.stores as f64).max(1e-9)
+    }
+    /// Shelf checks requested per store per day.
+    pub fn checks_per_store_day(&self) -> f64 {
+        self.checks.requested as f64 / (self.days() * self.params.stores as f64).max(1e-9)
     }
     /// Share of issued offers that answered a true stockout.
     pub fn offers_true_share(&self) -> Option<f64> {
@@ -241,7 +301,7 @@ impl Report {
         let f = |x: Option<f64>| x.map_or(f64::NAN, |v| v * 100.0);
         let (fm_p, fm_r) = self.suspected_fast_medium();
         let mut out = format!(
-            "confirmed_precision={:.1} confirmed_recall={:.1} suspected_precision={:.1} suspected_recall={:.1} fast_medium_precision={:.1} fast_medium_recall={:.1} false_alarms_per_store_day={:.3} offers={} offers_true_pct={:.1}",
+            "confirmed_precision={:.1} confirmed_recall={:.1} suspected_precision={:.1} suspected_recall={:.1} fast_medium_precision={:.1} fast_medium_recall={:.1} false_alarms_per_store_day={:.3} offers={} offers_true_pct={:.1} checks_per_store_day={:.3} checks_empty={} checks_stock_there={} checks_expired={} checks_withdrawn={} confirmed_by_check={}",
             f(self.confirmed.precision()),
             f(self.confirmed.recall()),
             f(self.suspected.precision()),
@@ -251,6 +311,12 @@ impl Report {
             self.false_alarms_per_store_day(),
             self.offers.issued,
             f(self.offers_true_share()),
+            self.checks_per_store_day(),
+            self.checks.empty,
+            self.checks.stock_there,
+            self.checks.expired,
+            self.checks.withdrawn,
+            self.checks.confirmed_by_check,
         );
         for (name, k) in [
             ("suspected", &self.suspected),
@@ -292,7 +358,13 @@ fn score_kind(
     truth: &[Truth],
     first_issued: &HashMap<&str, i64>,
 ) -> KindScore {
-    let eps: Vec<&Episode> = episodes.iter().filter(|e| e.kind == kind).collect();
+    // Precision: the kind's own episodes (one a count confirmed after a suspicion is scored
+    // with the checks); recall: any episode of the kind that was open during the interval.
+    let eps: Vec<&Episode> = episodes
+        .iter()
+        .filter(|e| e.kind == kind && !e.from_check)
+        .collect();
+    let all: Vec<&Episode> = episodes.iter().filter(|e| e.kind == kind).collect();
     let tr: Vec<&Truth> = truth.iter().filter(|t| t.kind == truth_kind).collect();
     let mut by_key: HashMap<(&str, &str), Vec<&Truth>> = HashMap::new();
     for t in &tr {
@@ -323,7 +395,7 @@ fn score_kind(
         })
         .count();
     let mut eps_by_key: HashMap<(&str, &str), Vec<&Episode>> = HashMap::new();
-    for e in &eps {
+    for e in &all {
         eps_by_key
             .entry((e.store.as_str(), e.sku.as_str()))
             .or_default()
@@ -393,8 +465,92 @@ fn change_name(c: &OfferChange) -> &'static str {
     }
 }
 
-/// Scores the run: `episodes` from [`episodes`], every `OfferEvent` read from `floor.offers.v1`.
-pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEvent]) -> Report {
+/// Whether the shelf of (store, sku) was truly empty at `at` (a truth interval of either kind
+/// covers it, within the grace after its end).
+fn truly_empty(truth: &[Truth], store: &str, sku: &str, at: i64, grace_ms: i64) -> bool {
+    truth
+        .iter()
+        .any(|t| t.store == store && t.sku == sku && t.start_ms <= at && at <= t.end_ms + grace_ms)
+}
+
+/// The shelf checks: how many, where and when, how they ended, how right the answers were.
+fn score_checks(
+    p: &Params,
+    truth: &[Truth],
+    episodes: &[Episode],
+    checks: &[ShelfCheckEvent],
+    first_issued: &HashMap<&str, i64>,
+) -> CheckScore {
+    let mut cs = CheckScore::default();
+    let mut seen = HashSet::new();
+    let mut ended = HashSet::new();
+    for c in checks {
+        if !seen.insert(c.event_id.as_str()) {
+            continue;
+        }
+        match &c.change {
+            Some(CheckChange::Requested(_)) => {
+                cs.requested += 1;
+                let day = (c.occurred_at_ms - p.start_ms).div_euclid(DAY_MS);
+                *cs.per_store_day
+                    .entry((c.store_id.clone(), day))
+                    .or_default() += 1;
+                if truly_empty(truth, &c.store_id, &c.sku, c.occurred_at_ms, 0) {
+                    cs.on_true_stockouts += 1;
+                }
+            }
+            Some(CheckChange::Answered(a)) => {
+                ended.insert(c.check_id.as_str());
+                let empty = a.finding == ShelfFinding::Empty as i32;
+                if empty {
+                    cs.empty += 1;
+                } else {
+                    cs.stock_there += 1;
+                }
+                // The answer's count ends a phantom at the answer's time (inclusive).
+                if truly_empty(truth, &c.store_id, &c.sku, c.occurred_at_ms, 0) == empty {
+                    cs.answers_right += 1;
+                }
+            }
+            Some(CheckChange::Expired(_)) => {
+                ended.insert(c.check_id.as_str());
+                cs.expired += 1;
+            }
+            Some(CheckChange::Withdrawn(_)) => {
+                ended.insert(c.check_id.as_str());
+                cs.withdrawn += 1;
+            }
+            None => {}
+        }
+    }
+    cs.open_at_end = cs.requested.saturating_sub(ended.len());
+    let mut to_offer = Vec::new();
+    for e in episodes.iter().filter(|e| e.from_check) {
+        cs.confirmed_by_check += 1;
+        let phantom = truth
+            .iter()
+            .filter(|t| overlaps(e, t, p.end_ms, p.grace_ms))
+            .min_by_key(|t| t.start_ms);
+        if let Some(t) = phantom {
+            cs.confirmed_by_check_true += 1;
+            if let Some(&at) = first_issued.get(e.stockout_id.as_str()) {
+                to_offer.push((at - t.start_ms) as f64 / MINUTE_MS as f64);
+            }
+        }
+    }
+    cs.phantom_to_offer = Spread::of(to_offer);
+    cs
+}
+
+/// Scores the run: `episodes` from [`episodes`], every `OfferEvent` read from `floor.offers.v1`
+/// and every `ShelfCheckEvent` from `floor.checks.v1`.
+pub fn score(
+    p: Params,
+    truth: &[Truth],
+    episodes: &[Episode],
+    offers: &[OfferEvent],
+    checks: &[ShelfCheckEvent],
+) -> Report {
     let mut seen = HashSet::new();
     let offers: Vec<&OfferEvent> = offers
         .iter()
@@ -466,6 +622,10 @@ pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEv
         .iter()
         .filter(|e| {
             let want = match e.kind {
+                // Confirmed by a count after a suspicion: a truly empty shelf of either kind.
+                Kind::Confirmed if e.from_check => {
+                    return truth.iter().any(|t| overlaps(e, t, p.end_ms, p.grace_ms));
+                }
                 Kind::Confirmed => TruthKind::Real,
                 Kind::Suspected => TruthKind::Phantom,
                 Kind::Unspecified => return false,
@@ -480,7 +640,9 @@ pub fn score(p: Params, truth: &[Truth], episodes: &[Episode], offers: &[OfferEv
         .keys()
         .filter(|id| true_ids.contains(*id))
         .count();
+    let checks = score_checks(&p, truth, episodes, checks, &first_issued);
     Report {
+        checks,
         other_episodes: episodes
             .iter()
             .filter(|e| e.kind == Kind::Unspecified)
@@ -582,6 +744,54 @@ impl fmt::Display for Report {
             pct(fm_r),
             self.false_alarms_per_store_day()
         )?;
+        let c = &self.checks;
+        writeln!(f, "shelf checks")?;
+        writeln!(
+            f,
+            "  requested {} ({:.2} per store per day), {} of them while the shelf was truly empty ({})",
+            c.requested,
+            self.checks_per_store_day(),
+            c.on_true_stockouts,
+            pct(ratio(c.on_true_stockouts, c.requested))
+        )?;
+        writeln!(
+            f,
+            "  answers: empty {}, stock is there {}, expired {}, withdrawn {}, open at the end {}; answers matching the truth {}",
+            c.empty,
+            c.stock_there,
+            c.expired,
+            c.withdrawn,
+            c.open_at_end,
+            share(c.answers_right, c.answered())
+        )?;
+        writeln!(
+            f,
+            "  confirmed by a count after a suspicion (EMPTY, or a cycle count): {} episodes, {} on a truly empty shelf; cause -> offer issued: {}",
+            c.confirmed_by_check,
+            c.confirmed_by_check_true,
+            spread(&c.phantom_to_offer)
+        )?;
+        // Every store of the run (`S-001`, ...), also those without a check.
+        let stores: BTreeSet<String> = c
+            .per_store_day
+            .keys()
+            .map(|(s, _)| s.clone())
+            .chain((0..p.stores).map(crate::store_id))
+            .collect();
+        let days = self.days().ceil() as i64;
+        if c.requested > 0 {
+            let head: Vec<String> = (0..days).map(|d| format!("d{}", d + 1)).collect();
+            writeln!(f, "  checks per store per day: store {}", head.join(" "))?;
+            for s in stores {
+                let row: Vec<String> = (0..days)
+                    .map(|d| {
+                        let n = c.per_store_day.get(&(s.clone(), d)).copied().unwrap_or(0);
+                        format!("{n:>w$}", w = format!("d{}", d + 1).len())
+                    })
+                    .collect();
+                writeln!(f, "    {s:<10} {}", row.join(" "))?;
+            }
+        }
         writeln!(f, "offers")?;
         writeln!(
             f,

@@ -10,6 +10,13 @@
 //! stockout: the goods leave the shelf without any record (misplaced, unrecorded theft).
 //! Shoppers cannot buy what is not on the shelf: a basket line for an empty shelf is dropped.
 //!
+//! Shelf checks: the driver hands over each check offer-generator asks
+//! ([`Week::on_check_requested`]); the staff answer it a few simulated minutes later from the
+//! truth at that moment (shelf truly empty: EMPTY, else STOCK_IS_THERE), wrong with a small
+//! chance ([`WeekConfig::check_error_rate`]). Once the driver saw an EMPTY answer booked
+//! ([`Week::on_check_booked`]), the books are 0 as inventory's are: a phantom's goods are
+//! written off as a count would, and the phantom ends.
+//!
 //! Time is quantised: everything but baskets (warehouse outcomes, receipts, counts, phantom
 //! starts and ends) happens at the start of a step; the baskets of a step come after it. The
 //! driver publishes the step-start records and waits until inventory applied them before it
@@ -20,6 +27,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use shelfguard_events::catalog::Product;
+use shelfguard_events::floor::{ShelfCheckEvent, ShelfFinding, StaffResponse, shelf_check_event};
 use shelfguard_events::store::{MovementKind, Sale, SaleLine, StockMovement};
 use shelfguard_events::warehouse::{OutcomeStatus, ReorderOutcome, ReorderRequest};
 
@@ -83,6 +91,15 @@ pub struct WeekConfig {
     /// and its basket lines are kept with chance min(1, m): some days a product sells much
     /// less than its mean. `None`: Poisson demand.
     pub dispersion: Option<f64>,
+    /// Shelf checks: the chance that staff give the wrong answer (EMPTY for a stocked shelf,
+    /// STOCK_IS_THERE for an empty one).
+    pub check_error_rate: f64,
+    /// Minutes from a check's request to the staff's answer (given at the first step start
+    /// after that, dated when they answered, or after the item's last book change).
+    pub check_answer_after_minutes: (i64, i64),
+    /// The services' `CHECK_EXPIRY_MINUTES`: an answer that would be dated at or after the
+    /// expiry is not given (the check expires unanswered).
+    pub check_expiry_minutes: i64,
 }
 
 impl Default for WeekConfig {
@@ -108,6 +125,9 @@ impl Default for WeekConfig {
             gap_scan_every_hours: 4,
             open_hours: (0, 24),
             dispersion: None,
+            check_error_rate: 0.02,
+            check_answer_after_minutes: (5, 20),
+            check_expiry_minutes: 45,
         }
     }
 }
@@ -150,6 +170,19 @@ impl WeekConfig {
         {
             return Err(format!("the dispersion shape must be >= 1, got {k}"));
         }
+        if !(0.0..=1.0).contains(&self.check_error_rate) {
+            return Err(format!(
+                "the check error rate must be in [0, 1], got {}",
+                self.check_error_rate
+            ));
+        }
+        let (lo, hi) = self.check_answer_after_minutes;
+        if lo < 0 || hi < lo || self.check_expiry_minutes < 1 {
+            return Err(format!(
+                "check answers after {lo}-{hi} minutes within an expiry of {} minutes",
+                self.check_expiry_minutes
+            ));
+        }
         Ok(())
     }
 }
@@ -187,6 +220,8 @@ pub struct Batch {
     pub outcomes: Vec<ReorderOutcome>,
     /// Baskets (store.sales.v1).
     pub sales: Vec<Sale>,
+    /// Staff answers to shelf checks (floor.responses.v1), published after the movements.
+    pub responses: Vec<StaffResponse>,
     /// What inventory's on-hand must be after each record, per SKU: `(event_id, sku, on_hand)`;
     /// lets the driver check that the books it models are inventory's books.
     pub expected: Vec<(String, String, i32)>,
@@ -219,6 +254,17 @@ pub struct WeekStats {
     /// Troubled (store, SKU)s scheduled, and how many had a reorder failed.
     pub troubled: u64,
     pub troubled_started: u64,
+    /// Shelf checks the services asked, answers given (EMPTY, STOCK_IS_THERE), of them wrong
+    /// on purpose (the error rate), and checks left unanswered (the answer would have come too
+    /// close to the expiry).
+    pub checks_asked: u64,
+    pub answers_empty: u64,
+    pub answers_stock_there: u64,
+    pub answers_wrong: u64,
+    pub checks_unanswered: u64,
+    /// EMPTY answers booked (the count reached inventory), and phantoms they ended.
+    pub checks_booked_empty: u64,
+    pub phantoms_checked: u64,
 }
 
 /// A troubled (store, SKU): the warehouse fails its reorders for a while.
@@ -261,6 +307,12 @@ struct Item {
     trouble: Option<Trouble>,
     /// A phantom loss is under way (its end is scheduled).
     phantom: bool,
+    /// When the books last changed (a sale, a receipt, a count; UTC ms): a shelf check's count
+    /// is dated after it, so inventory has no later movement to re-apply on top of it.
+    books_at_ms: i64,
+    /// Numbers the phantoms of this item: a scheduled end of an earlier one (ended by a shelf
+    /// check's count since) is ignored.
+    phantom_gen: u32,
     /// Open truth intervals: since when.
     real_since: Option<i64>,
     phantom_since: Option<i64>,
@@ -278,10 +330,21 @@ enum Action {
     PhantomFound {
         store: usize,
         sku: usize,
+        generation: u32,
     },
     PhantomCount {
         store: usize,
         sku: usize,
+        generation: u32,
+    },
+    /// Staff answer a shelf check (from the truth when they answer).
+    CheckAnswer {
+        store: usize,
+        sku: usize,
+        check_id: String,
+        requested_at_ms: i64,
+        /// When the staff answer (the request's time plus their delay).
+        answer_at_ms: i64,
     },
 }
 
@@ -314,10 +377,15 @@ pub struct Week {
     agenda_seq: u64,
     /// Reorder ids already answered (inventory may redeliver a request).
     answered: HashSet<String>,
+    /// Shelf checks already handed over (a check is answered once).
+    checks_seen: HashSet<String>,
     store_index: HashMap<String, usize>,
     sku_index: HashMap<String, usize>,
     /// Random draws of causes and the warehouse.
     rng: StdRng,
+    /// Random draws of the staff answering shelf checks (their own stream, so that when the
+    /// services ask does not shift the causes and the warehouse's draws).
+    staff_rng: StdRng,
     truth: Vec<Truth>,
     /// Time of the latest step start applied.
     now_ms: i64,
@@ -393,7 +461,9 @@ impl Week {
             agenda: BTreeMap::new(),
             agenda_seq: 0,
             answered: HashSet::new(),
+            checks_seen: HashSet::new(),
             rng,
+            staff_rng: StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_C4EC)),
             truth: Vec::new(),
             now_ms: start,
             stats: WeekStats::default(),
@@ -657,6 +727,7 @@ impl Week {
                     }
                     let n = item.shelf.max(0);
                     self.items[s][i].books = n;
+                    self.items[s][i].books_at_ms = t;
                     let m = movement(
                         format!("wk-scan-{}-{i}-{t}", self.stores[s].id),
                         t,
@@ -710,6 +781,7 @@ impl Week {
                 let item = &mut self.items[s][i];
                 item.shelf += m.quantity;
                 item.books += m.quantity;
+                item.books_at_ms = t;
                 item.in_transit = false;
                 // Requests made while it was on its way: answered now, nothing more to ship.
                 let held = std::mem::take(&mut item.held);
@@ -745,6 +817,8 @@ impl Week {
                     self.stats.phantoms += 1;
                     let item = &mut self.items[s][i];
                     item.phantom = true;
+                    item.phantom_gen += 1;
+                    let generation = item.phantom_gen;
                     item.hidden = item.shelf;
                     item.shelf = 0;
                     self.observe(s, i, t);
@@ -753,27 +827,56 @@ impl Week {
                         .random_bool(self.cfg.phantom_found_share.clamp(0.0, 1.0));
                     if found {
                         let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_found_after_hours);
-                        self.schedule(at, Action::PhantomFound { store: s, sku: i });
+                        self.schedule(
+                            at,
+                            Action::PhantomFound {
+                                store: s,
+                                sku: i,
+                                generation,
+                            },
+                        );
                     } else {
                         let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_count_after_hours);
-                        self.schedule(at, Action::PhantomCount { store: s, sku: i });
+                        self.schedule(
+                            at,
+                            Action::PhantomCount {
+                                store: s,
+                                sku: i,
+                                generation,
+                            },
+                        );
                     }
                     return;
                 }
             }
-            Action::PhantomFound { store: s, sku: i } => {
+            Action::PhantomFound {
+                store: s,
+                sku: i,
+                generation,
+            } => {
+                if !self.items[s][i].phantom || self.items[s][i].phantom_gen != generation {
+                    return; // ended by a shelf check's count already
+                }
                 self.stats.phantoms_found += 1;
                 let item = &mut self.items[s][i];
                 item.phantom = false;
                 item.shelf += std::mem::take(&mut item.hidden);
                 self.observe(s, i, t);
             }
-            Action::PhantomCount { store: s, sku: i } => {
+            Action::PhantomCount {
+                store: s,
+                sku: i,
+                generation,
+            } => {
+                if !self.items[s][i].phantom || self.items[s][i].phantom_gen != generation {
+                    return; // ended by a shelf check's count already
+                }
                 self.stats.phantoms_counted += 1;
                 let item = &mut self.items[s][i];
                 item.phantom = false;
                 item.hidden = 0;
                 item.books = item.shelf;
+                item.books_at_ms = t;
                 let n = item.books;
                 let m = movement(
                     format!("wk-count-{}-{i}-{t}", self.stores[s].id),
@@ -788,7 +891,104 @@ impl Week {
                 b.movements.push(m);
                 self.observe(s, i, t);
             }
+            Action::CheckAnswer {
+                store: s,
+                sku: i,
+                check_id,
+                requested_at_ms,
+                answer_at_ms,
+            } => {
+                // Staff answer when they planned to (the services may have shown the check to
+                // the driver late), but after the last change of the books, so that the count
+                // it books is the latest movement of the item. Not before the expiry: left
+                // unanswered, it expires.
+                let at = answer_at_ms
+                    .max(self.items[s][i].books_at_ms + 1)
+                    .min(t + 1);
+                if at >= requested_at_ms + self.cfg.check_expiry_minutes * MINUTE_MS {
+                    self.stats.checks_unanswered += 1;
+                    return;
+                }
+                let truly_empty = self.items[s][i].shelf <= 0;
+                let wrong = self
+                    .staff_rng
+                    .random_bool(self.cfg.check_error_rate.clamp(0.0, 1.0));
+                let empty = truly_empty != wrong;
+                if wrong {
+                    self.stats.answers_wrong += 1;
+                }
+                let finding = if empty {
+                    self.stats.answers_empty += 1;
+                    ShelfFinding::Empty
+                } else {
+                    self.stats.answers_stock_there += 1;
+                    ShelfFinding::StockIsThere
+                };
+                let store = &self.stores[s].id;
+                b.responses.push(StaffResponse {
+                    event_id: format!("wk-answer:{check_id}"),
+                    occurred_at_ms: at,
+                    store_id: store.clone(),
+                    sku: self.catalog[i].sku.clone(),
+                    check_id,
+                    finding: finding as i32,
+                    by: format!("staff-{store}"),
+                    channel: "console".into(),
+                    ..Default::default()
+                });
+            }
         }
+    }
+
+    /// A shelf check the services asked (a `Requested` event of `floor.checks.v1`): the staff
+    /// answer it after [`WeekConfig::check_answer_after_minutes`], at a step start. Other steps,
+    /// unknown stores or SKUs and checks handed over before are ignored.
+    pub fn on_check_requested(&mut self, c: &ShelfCheckEvent) {
+        if !matches!(c.change, Some(shelf_check_event::Change::Requested(_))) {
+            return;
+        }
+        let (Some(&s), Some(&i)) = (
+            self.store_index.get(&c.store_id),
+            self.sku_index.get(&c.sku),
+        ) else {
+            return;
+        };
+        if !self.checks_seen.insert(c.check_id.clone()) {
+            return;
+        }
+        self.stats.checks_asked += 1;
+        let (lo, hi) = self.cfg.check_answer_after_minutes;
+        let after = self.staff_rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
+        self.schedule(
+            c.occurred_at_ms + after,
+            Action::CheckAnswer {
+                store: s,
+                sku: i,
+                check_id: c.check_id.clone(),
+                requested_at_ms: c.occurred_at_ms,
+                answer_at_ms: c.occurred_at_ms + after,
+            },
+        );
+    }
+
+    /// An EMPTY answer was booked at `at` (offer-generator published its COUNT of 0 and
+    /// inventory applied it): the books are 0; a phantom's goods are written off (as a count
+    /// would) and the phantom ends. Returns the on-hand inventory must now show (0).
+    pub fn on_check_booked(&mut self, store: &str, sku: &str, at: i64) -> Option<i32> {
+        let (Some(&s), Some(&i)) = (self.store_index.get(store), self.sku_index.get(sku)) else {
+            return None;
+        };
+        self.stats.checks_booked_empty += 1;
+        let item = &mut self.items[s][i];
+        item.books = 0;
+        item.books_at_ms = item.books_at_ms.max(at);
+        if item.phantom {
+            item.phantom = false;
+            item.hidden = 0;
+            self.stats.phantoms_checked += 1;
+        }
+        self.observe(s, i, at);
+        Some(0)
     }
 
     /// The baskets of every store in `(from, to)`, in time order per store. Lines for a truly
@@ -833,6 +1033,7 @@ impl Week {
                     let q = l.quantity.min(item.shelf);
                     item.shelf -= q;
                     item.books = (item.books - q).max(0);
+                    item.books_at_ms = at;
                     lines.push((l.index, q));
                 }
                 if lines.is_empty() {

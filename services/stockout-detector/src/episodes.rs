@@ -18,9 +18,21 @@
 //!   never suspected; nothing before `PHANTOM_WARMUP_HOURS` of store history. Closes when
 //!   sales resume or a count corrects the figure.
 //!
+//! Shelf checks (`floor.checks.v1`; offer-generator asks staff about each suspected episode):
+//! - **Empty**: offer-generator books a COUNT of 0; a count that finds the shelf empty while a
+//!   suspected episode is open closes it and opens a **confirmed** one at once (a verified empty
+//!   shelf, whether or not a reorder has failed yet), which gets an offer.
+//! - **Stock is there**: the suspected episode closes as a false alarm, and the silence starts
+//!   again from the answer.
+//! - Every answer feeds the store's **calibration** (store key): decayed counts of checks that
+//!   found stock and checks that found the shelf empty. Their odds (a prior of
+//!   `CALIBRATION_PRIOR_CHECKS` each way), bounded to [1, `MAX_CALIBRATION`], multiply the alarm
+//!   threshold: a store whose checks keep finding stock needs stronger evidence.
+//!
 //! Time is the event's: a due phantom check of a quiet SKU runs on the next stock level of any
 //! SKU of the same store (see [`Detector::keys`]).
 use clap::Args;
+use shelfguard_events::floor::{ShelfCheckEvent, ShelfFinding, shelf_check_event};
 use shelfguard_events::inventory::{Cause, StockLevel};
 use shelfguard_events::stockout::{
     Attempt, Closed, Evidence, Kind, Opened, StockoutEvent, stockout_event::Change,
@@ -47,6 +59,12 @@ pub const DEFAULT_HALF_LIFE_DAYS: f64 = 7.0;
 pub const DEFAULT_EMPTY_AT_UNITS: i32 = 0;
 /// Default of `RESTOCK_HORIZON_HOURS`.
 pub const DEFAULT_RESTOCK_HORIZON_HOURS: i64 = 24;
+/// Calibration: checks of each answer the store is assumed to have had before its first one
+/// (so one false alarm does not double the threshold).
+pub const CALIBRATION_PRIOR_CHECKS: f64 = 2.0;
+/// Calibration: the most a store's checks can multiply its alarm threshold (odds) by.
+pub const MAX_CALIBRATION: f64 = 8.0;
+
 /// Prior sales of the Gamma posterior on a SKU's share (a SKU with no sales yet is never
 /// suspected: with shape 1/2 the silence it would need is beyond any week).
 const PRIOR_SALES: f64 = 0.5;
@@ -132,7 +150,8 @@ impl Policy {
 /// The state of one key. Two kinds of key share it:
 /// - `<store>/<sku>`: the episode (fields 1-4), the latest stock level, and the phantom
 ///   detector's statistics (fields 8-13, 44 bytes on the wire once warm);
-/// - `<store>/` (the store key): the store's traffic (fields 14-16).
+/// - `<store>/` (the store key): the store's traffic (fields 14-16) and its shelf-check
+///   calibration (fields 17-19).
 ///
 /// Fields 1-4 and 8 are those of `shelfguard.state.v1.DetectorItem`, so a changelog written
 /// by an older detector restores (its clock-time rate, fields 5-7, is dropped and the share
@@ -175,6 +194,16 @@ pub struct Item {
     pub store_skus: u32,
     #[prost(int64, tag = "16")]
     pub store_since_ms: i64,
+    /// Store key only: shelf checks answered "stock is there" (false alarms) and "empty"
+    /// (phantoms found), decayed with `SALES_RATE_HALF_LIFE_DAYS` to `checks_at_ms`: their odds
+    /// raise the store's alarm threshold (see [`calibration`]).
+    #[prost(double, tag = "17")]
+    pub checks_stock_there: f64,
+    #[prost(double, tag = "18")]
+    pub checks_empty: f64,
+    /// When the two above were last brought up to date (the latest answer's time).
+    #[prost(int64, tag = "19")]
+    pub checks_at_ms: i64,
 }
 
 /// What a SKU key needs to know about its store's traffic (read from the store key).
@@ -186,6 +215,9 @@ pub struct Traffic {
     pub skus: u32,
     /// The store's first stock level (UTC ms).
     pub since_ms: i64,
+    /// What the store's shelf checks multiply its alarm threshold by (see [`calibration`]);
+    /// 0 (unknown) counts as 1.
+    pub calibration: f64,
 }
 
 impl Traffic {
@@ -194,6 +226,7 @@ impl Traffic {
             lines: store.store_lines,
             skus: store.store_skus,
             since_ms: store.store_since_ms,
+            calibration: calibration(store),
         }
     }
     /// Sale lines per ms so far, averaged over open and closed hours.
@@ -201,6 +234,71 @@ impl Traffic {
         let dt = (now - self.since_ms) as f64;
         if dt > 0.0 { self.lines / dt } else { 0.0 }
     }
+}
+
+/// The factor a store's shelf checks put on its alarm threshold (odds): the odds that a check
+/// finds stock there, `(stock there + prior) / (empty + prior)`, bounded to
+/// [1, `MAX_CALIBRATION`]. Checks that find the shelf empty never lower it below the budget's
+/// own threshold (the false-alarm budget stays the promise).
+pub fn calibration(store: &Item) -> f64 {
+    let odds = (store.checks_stock_there.max(0.0) + CALIBRATION_PRIOR_CHECKS)
+        / (store.checks_empty.max(0.0) + CALIBRATION_PRIOR_CHECKS);
+    odds.clamp(1.0, MAX_CALIBRATION)
+}
+
+/// The store key's part of a shelf-check answer: one more check of its finding, the older
+/// ones decayed to its time.
+pub fn on_store_check(policy: &Policy, store: &mut Item, check: &ShelfCheckEvent) {
+    let Some(shelf_check_event::Change::Answered(a)) = &check.change else {
+        return;
+    };
+    let now = check.occurred_at_ms;
+    let dt = (now - store.checks_at_ms).max(0) as f64;
+    let d = if store.checks_at_ms == 0 {
+        1.0
+    } else {
+        (-dt / policy.tau_ms()).exp()
+    };
+    store.checks_stock_there *= d;
+    store.checks_empty *= d;
+    store.checks_at_ms = store.checks_at_ms.max(now);
+    match ShelfFinding::try_from(a.finding) {
+        Ok(ShelfFinding::StockIsThere) => store.checks_stock_there += 1.0,
+        Ok(ShelfFinding::Empty) => store.checks_empty += 1.0,
+        _ => {}
+    }
+}
+
+/// The (store, SKU) key's part of a shelf-check answer: "stock is there" closes the open
+/// suspected episode it asked about as a false alarm; the silence starts again from the answer.
+pub fn on_check(
+    policy: &Policy,
+    item: &mut Item,
+    check: &ShelfCheckEvent,
+    traffic: &Traffic,
+) -> Vec<StockoutEvent> {
+    let Some(shelf_check_event::Change::Answered(a)) = &check.change else {
+        return Vec::new();
+    };
+    let suspected = item.open_kind == Kind::Suspected as i32
+        && !item.open_stockout_id.is_empty()
+        && item.open_stockout_id == check.stockout_id;
+    if !suspected || a.finding != ShelfFinding::StockIsThere as i32 {
+        return Vec::new();
+    }
+    let now = check.occurred_at_ms;
+    let Some(level) = item.level.clone() else {
+        return Vec::new();
+    };
+    let step = close(item, "shelf check: stock is there".into(), level.on_hand);
+    item.last_sale_at_ms = now;
+    item.silence_from_lines = traffic.lines;
+    item.check_at_ms = next_check(policy, item, traffic, now);
+    let at = StockLevel {
+        occurred_at_ms: now,
+        ..level
+    };
+    records(&at, vec![step])
 }
 
 /// The store key's part of a stock level: one more line if it is a sale, one more SKU if the
@@ -294,7 +392,7 @@ fn ln_threshold(policy: &Policy, traffic: &Traffic, now: i64) -> Option<f64> {
     let lines_per_day = traffic.lines / hours * 24.0;
     let per_line = policy.phantom_false_alarms_per_store_day
         / (f64::from(traffic.skus.max(1)) * lines_per_day);
-    Some(-per_line.ln())
+    Some(-per_line.ln() + traffic.calibration.max(1.0).ln())
 }
 
 /// Whether `item` can be suspected now: books show stock, no open episode, a silence going.
@@ -466,6 +564,9 @@ pub fn on_level(
     let empty = level.on_hand <= policy.empty_at_units;
     let mut steps = Vec::new();
     let suspected = item.open_kind == Kind::Suspected as i32 && !item.open_stockout_id.is_empty();
+    // Someone counted the shelf of a suspected stockout and found it empty (a shelf check's
+    // EMPTY answer books exactly this): the stockout is confirmed, blocked or not.
+    let verified_empty = suspected && empty && level.cause == Cause::Count as i32;
     if suspected {
         if sold {
             steps.push(close(item, "sales resumed".into(), level.on_hand));
@@ -515,8 +616,7 @@ pub fn on_level(
         .map_or_else(StockLevel::default, Clone::clone);
     if item.open_stockout_id.is_empty()
         && empty
-        && blocked(policy, &level)
-        && !fulfilled_soon(policy, &level)
+        && (verified_empty || (blocked(policy, &level) && !fulfilled_soon(policy, &level)))
     {
         steps.push(open(
             item,
@@ -642,15 +742,39 @@ impl Detector {
     }
 }
 
+/// A validated input of the detector.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A stock level from inventory.
+    Level(StockLevel),
+    /// A step of a shelf check from offer-generator (answers matter).
+    Check(ShelfCheckEvent),
+}
+
+impl Event {
+    fn store_id(&self) -> &str {
+        match self {
+            Event::Level(l) => &l.store_id,
+            Event::Check(c) => &c.store_id,
+        }
+    }
+    fn occurred_at_ms(&self) -> i64 {
+        match self {
+            Event::Level(l) => l.occurred_at_ms,
+            Event::Check(c) => c.occurred_at_ms,
+        }
+    }
+}
+
 impl Processor for Detector {
-    type Event = StockLevel;
+    type Event = Event;
     type State = Item;
 
     fn name(&self) -> &'static str {
         SERVICE
     }
     fn inputs(&self) -> Vec<&'static str> {
-        vec![topics::INVENTORY_STOCK_LEVELS]
+        vec![topics::INVENTORY_STOCK_LEVELS, topics::FLOOR_CHECKS]
     }
     fn changelog(&self) -> &'static str {
         topics::DETECTOR_STATE
@@ -658,29 +782,43 @@ impl Processor for Detector {
     fn dead_letter(&self) -> &'static str {
         topics::DETECTOR_DLQ
     }
-    fn decode(&self, _topic: &str, payload: &[u8]) -> Result<StockLevel, Rejected> {
-        Ok(validate::stock_level(payload)?)
+    fn decode(&self, topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
+        match topic {
+            topics::INVENTORY_STOCK_LEVELS => Ok(Event::Level(validate::stock_level(payload)?)),
+            topics::FLOOR_CHECKS => Ok(Event::Check(validate::check_event(payload)?)),
+            other => Err(Rejected(format!(
+                "not an input of stockout-detector: {other}"
+            ))),
+        }
     }
-    fn event_id<'e>(&self, event: &'e StockLevel) -> &'e str {
-        &event.event_id
+    fn event_id<'e>(&self, event: &'e Event) -> &'e str {
+        match event {
+            Event::Level(l) => &l.event_id,
+            Event::Check(c) => &c.event_id,
+        }
     }
-    fn store_id<'e>(&self, event: &'e StockLevel) -> &'e str {
-        &event.store_id
+    fn store_id<'e>(&self, event: &'e Event) -> &'e str {
+        event.store_id()
     }
-    fn occurred_at_ms(&self, event: &StockLevel) -> i64 {
-        event.occurred_at_ms
+    fn occurred_at_ms(&self, event: &Event) -> i64 {
+        event.occurred_at_ms()
     }
-    /// The store key (its traffic: the exposure clock), then the level's own (store, SKU).
-    fn keys(&self, event: &StockLevel) -> Vec<String> {
-        vec![
-            store_key(&event.store_id),
-            validate::key(&event.store_id, &event.sku),
-        ]
+    /// The store key (its traffic: the exposure clock; its checks: the calibration), then the
+    /// event's own (store, SKU). Only answers of shelf checks change anything.
+    fn keys(&self, event: &Event) -> Vec<String> {
+        let (store, sku) = match event {
+            Event::Level(l) => (&l.store_id, &l.sku),
+            Event::Check(c) if matches!(c.change, Some(shelf_check_event::Change::Answered(_))) => {
+                (&c.store_id, &c.sku)
+            }
+            Event::Check(_) => return Vec::new(),
+        };
+        vec![store_key(store), validate::key(store, sku)]
     }
-    /// The store's keys whose phantom check is due by the level's time.
-    fn due_keys(&self, event: &StockLevel) -> Vec<String> {
+    /// The store's keys whose phantom check is due by the event's time.
+    fn due_keys(&self, event: &Event) -> Vec<String> {
         self.due
-            .due(&event.store_id, event.occurred_at_ms)
+            .due(event.store_id(), event.occurred_at_ms())
             .map(str::to_owned)
             .collect()
     }
@@ -688,17 +826,25 @@ impl Processor for Detector {
         &mut self,
         key: &str,
         item: &mut Item,
-        event: &StockLevel,
+        event: &Event,
         others: &dyn View<Item>,
     ) -> Result<Vec<Output>, Rejected> {
         if is_store_key(key) {
-            let own = validate::key(&event.store_id, &event.sku);
-            let known = others.get(&own).is_some_and(|i| i.level.is_some());
-            on_store_level(item, event, known);
+            match event {
+                Event::Level(l) => {
+                    let own = validate::key(&l.store_id, &l.sku);
+                    let known = others.get(&own).is_some_and(|i| i.level.is_some());
+                    on_store_level(item, l, known);
+                }
+                Event::Check(c) => on_store_check(&self.policy, item, c),
+            }
             return Ok(Vec::new());
         }
         let traffic = traffic(key, others);
-        let events = on_level(&self.policy, item, event.clone(), &traffic);
+        let events = match event {
+            Event::Level(l) => on_level(&self.policy, item, l.clone(), &traffic),
+            Event::Check(c) => on_check(&self.policy, item, c, &traffic),
+        };
         self.index(key, item);
         Ok(outputs(key, &events))
     }

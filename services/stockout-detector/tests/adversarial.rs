@@ -1,8 +1,9 @@
 //! Attacks on the stockout detector through the engine's record path (`step::handle`):
-//! stock levels with extreme and adversarial values, any order, duplicates, redeliveries,
-//! wrong keys. Nothing panics, every stockout event is about the key that made it, at most one
+//! stock levels and shelf-check answers with extreme and adversarial values, any order,
+//! duplicates, redeliveries, wrong keys. Nothing panics, every stockout event is about the key that made it, at most one
 //! episode is open per key, and every key's state stays within its bound.
 use proptest::prelude::*;
+use shelfguard_events::floor::{CheckAnswered, ShelfCheckEvent, shelf_check_event};
 use shelfguard_events::inventory::{Cause, ReorderState, StockLevel};
 use shelfguard_events::limits::MAX_STATE_BYTES;
 use shelfguard_events::stockout::{StockoutEvent, stockout_event::Change};
@@ -68,25 +69,65 @@ fn level() -> impl Strategy<Value = (String, Vec<u8>)> {
         )
 }
 
+/// A shelf-check answer (any finding, any episode of a SKU, sometimes a request instead).
+fn check() -> impl Strategy<Value = (String, Vec<u8>)> {
+    (
+        prop_oneof![Just("A"), Just("B"), Just("C")],
+        1..4u32,
+        0..4i32,
+        prop_oneof![8 => (0..20_000_000i64).prop_map(|d| T0 + d * 100), 1 => Just(i64::MAX)],
+        any::<bool>(),
+    )
+        .prop_map(|(sku, n, finding, at, answered)| {
+            let stockout_id = format!("S1/{sku}/S{n}");
+            let c = ShelfCheckEvent {
+                event_id: format!("{stockout_id}/check:{answered}:{finding}"),
+                occurred_at_ms: at,
+                store_id: "S1".into(),
+                check_id: format!("{stockout_id}/check"),
+                stockout_id,
+                sku: sku.into(),
+                change: Some(if answered {
+                    shelf_check_event::Change::Answered(CheckAnswered {
+                        finding,
+                        by: "ana".into(),
+                        counted: None,
+                    })
+                } else {
+                    shelf_check_event::Change::Requested(Default::default())
+                }),
+            };
+            ("S1".to_owned(), c.encode_to_vec())
+        })
+}
+
+/// A record of either input topic.
+fn record() -> impl Strategy<Value = (&'static str, (String, Vec<u8>))> {
+    prop_oneof![
+        4 => level().prop_map(|r| (topics::INVENTORY_STOCK_LEVELS, r)),
+        1 => check().prop_map(|r| (topics::FLOOR_CHECKS, r)),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn no_level_panics_mixes_keys_or_outgrows_its_key(
-        records in prop::collection::vec((level(), any::<bool>()), 1..80),
+        records in prop::collection::vec((record(), any::<bool>()), 1..80),
     ) {
         let mut d = Detector::new(Policy::default());
         let mut part = PartitionState::default();
         let mut offset = 0i64;
         let mut open = std::collections::BTreeMap::<String, String>::new();
-        for ((key, bytes), redeliver) in &records {
+        for ((topic, (key, bytes)), redeliver) in &records {
             if !*redeliver {
                 offset += 1;
             }
             let effect = step::handle(
                 &mut d,
                 &mut part,
-                Record { topic: topics::INVENTORY_STOCK_LEVELS, offset, key: Some(key.as_bytes()), payload: Some(bytes) },
+                Record { topic, offset, key: Some(key.as_bytes()), payload: Some(bytes) },
             );
             for r in &effect.refusals {
                 prop_assert!(!r.contains("panicked"), "{r}");

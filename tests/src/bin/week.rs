@@ -6,11 +6,14 @@
 //! `week svc <service>`, so they are always the build being measured), and the simulated
 //! stores and warehouse of `shelfguard_simulator::week` in *simulated* time. Each step (15
 //! simulated minutes by default): the reorder requests inventory published are answered, the
-//! step's warehouse outcomes, receipts and counts are published and applied, then the step's
-//! baskets. Every wait is for a condition (inventory's stock level for the last record of
-//! each store), never for a time. At the end one sentinel stockout per store marks the end of
-//! each partition on `stockouts.v1` and `floor.offers.v1`; then the episodes and offers are
-//! scored (`shelfguard_simulator::score`) and the report printed. It measures; it asserts nothing.
+//! step's warehouse outcomes, receipts and counts are published and applied, then the staff's
+//! answers to the shelf checks offer-generator asked (from the simulated truth, see
+//! `Week::on_check_requested`), each awaited until its check ended on `floor.checks.v1` and an
+//! EMPTY answer's count was booked by inventory, then the step's baskets. Every wait is for a
+//! condition (inventory's stock level for the last record of each store, a check's end),
+//! never for a time. At the end one sentinel stockout per store marks the end of
+//! each partition on `stockouts.v1` and `floor.offers.v1` (and `floor.checks.v1` is read to
+//! its end); then the episodes, checks and offers are scored (`shelfguard_simulator::score`) and the report printed. It measures; it asserts nothing.
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -19,11 +22,16 @@ use clap::Parser;
 use futures::future::try_join_all;
 use prost::Message as _;
 use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use shelfguard_e2e::{Env, Service, Tail, fixtures};
+use shelfguard_e2e::{Env, PARTITIONS, Service, Tail, fixtures};
 use shelfguard_events::catalog::{Product, Size};
-use shelfguard_events::floor::{OfferEvent, offer_event::Change as OfferChange};
+use shelfguard_events::floor::{
+    OfferEvent, ShelfCheckEvent, ShelfFinding, StaffResponse, offer_event::Change as OfferChange,
+    shelf_check_event::Change as CheckChange,
+};
 use shelfguard_events::inventory::StockLevel;
 use shelfguard_events::stockout::{StockoutEvent, stockout_event::Change};
 use shelfguard_events::store::{MovementKind, StockMovement};
@@ -197,6 +205,8 @@ struct Counts {
     movements: u64,
     outcomes: u64,
     products: u64,
+    /// Staff answers to shelf checks.
+    responses: u64,
     /// Stock levels compared with the simulator's books, and those that differed.
     checked: u64,
     differed: u64,
@@ -209,6 +219,12 @@ struct Driver {
     producer: FutureProducer,
     levels: Tail,
     requests: Tail,
+    checks: Tail,
+    /// Every shelf-check event read (for the score), the ended checks by id (their end event),
+    /// and the next offset to read per partition (to read the topic to its end at the finish).
+    check_events: Vec<ShelfCheckEvent>,
+    check_ends: HashMap<String, ShelfCheckEvent>,
+    check_next: HashMap<i32, i64>,
     /// What inventory's on-hand must be after an input: (input event id, sku) -> units.
     expected: HashMap<(String, String), i32>,
     /// Sentinel reorder requests seen (store -> request).
@@ -242,6 +258,109 @@ impl Driver {
             } else if req.sku != SENTINEL_BIG {
                 week.on_request(&req);
             }
+        }
+        Ok(())
+    }
+
+    /// Notes one record of `floor.checks.v1`: hands a request to the simulated staff, keeps the
+    /// event for the score and an end by its check id.
+    fn note_check(&mut self, week: &mut Week, m: &OwnedMessage) {
+        let next = self.check_next.entry(m.partition()).or_default();
+        *next = (*next).max(m.offset() + 1);
+        let Ok(c) = ShelfCheckEvent::decode(m.payload().unwrap_or_default()) else {
+            return;
+        };
+        week.on_check_requested(&c);
+        if matches!(
+            c.change,
+            Some(CheckChange::Answered(_) | CheckChange::Expired(_) | CheckChange::Withdrawn(_))
+        ) {
+            self.check_ends.insert(c.check_id.clone(), c.clone());
+        }
+        self.check_events.push(c);
+    }
+
+    /// Takes the shelf-check events that have arrived, without waiting.
+    fn take_checks(&mut self, week: &mut Week) -> Result<()> {
+        while let Some(m) = self.checks.try_next() {
+            let m = m?;
+            self.note_check(week, &m);
+        }
+        Ok(())
+    }
+
+    /// Publishes the staff's answers, waits until each check ended (answered, or expired or
+    /// withdrawn before the answer came), and books every EMPTY answer in the simulated books
+    /// once inventory applied its count.
+    async fn answer_checks(&mut self, week: &mut Week, answers: Vec<StaffResponse>) -> Result<()> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        self.counts.responses += answers.len() as u64;
+        self.publish(
+            FLOOR_RESPONSES,
+            answers
+                .iter()
+                .map(|r| (r.store_id.clone(), r.encode_to_vec()))
+                .collect(),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while let Some(open) = answers
+            .iter()
+            .find(|r| !self.check_ends.contains_key(&r.check_id))
+        {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Ok(m) = self.checks.next(left).await else {
+                self.counts.stalls += 1;
+                eprintln!(
+                    "warning: check {} did not end within {PATIENCE:?}; going on",
+                    open.check_id
+                );
+                break;
+            };
+            self.note_check(week, &m);
+        }
+        let mut awaited = Vec::new();
+        for r in &answers {
+            let Some(end) = self.check_ends.get(&r.check_id) else {
+                continue;
+            };
+            let booked_empty = matches!(&end.change, Some(CheckChange::Answered(a)) if a.finding == ShelfFinding::Empty as i32);
+            if !booked_empty {
+                continue;
+            }
+            if let Some(n) = week.on_check_booked(&r.store_id, &r.sku, end.occurred_at_ms) {
+                let count = shelfguard_offer_generator::checks::count_event_id(&r.check_id);
+                self.expected.insert((count.clone(), r.sku.clone()), n);
+                awaited.push((count, r.sku.clone()));
+            }
+        }
+        self.await_levels(awaited).await
+    }
+
+    /// Reads `floor.checks.v1` to its end (its high watermarks now): at the finish, after the
+    /// sentinels showed that offer-generator has handled everything.
+    async fn drain_checks(&mut self, week: &mut Week) -> Result<()> {
+        let topic = self.env.kafka.topic(FLOOR_CHECKS);
+        let wm: BaseConsumer = self.env.kafka.reader("week-watermarks").create()?;
+        let mut high = HashMap::new();
+        for p in 0..PARTITIONS {
+            let (_, h) = wm.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+            high.insert(p, h);
+        }
+        let deadline = tokio::time::Instant::now() + END_PATIENCE;
+        while high
+            .iter()
+            .any(|(p, h)| self.check_next.get(p).copied().unwrap_or(0) < *h)
+        {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self
+                .checks
+                .next(left)
+                .await
+                .context("reading floor.checks.v1 to its end")?;
+            self.note_check(week, &m);
         }
         Ok(())
     }
@@ -419,6 +538,7 @@ async fn run(mut week: Week) -> Result<()> {
     let producer: FutureProducer = env.kafka.producer("week").create()?;
     let levels = env.tail(INVENTORY_STOCK_LEVELS)?;
     let requests = env.tail(WAREHOUSE_REORDER_REQUESTS)?;
+    let checks = env.tail(FLOOR_CHECKS)?;
     let stockouts = env.tail(STOCKOUTS)?;
     let offers = env.tail(FLOOR_OFFERS)?;
     let mut d = Driver {
@@ -426,6 +546,10 @@ async fn run(mut week: Week) -> Result<()> {
         producer,
         levels,
         requests,
+        checks,
+        check_events: Vec::new(),
+        check_ends: HashMap::new(),
+        check_next: HashMap::new(),
         expected: HashMap::new(),
         sentinel_requests: HashMap::new(),
         counts: Counts::default(),
@@ -474,8 +598,11 @@ async fn run(mut week: Week) -> Result<()> {
     let mut step = 0;
     while t < end {
         d.take_requests(&mut week)?;
-        let a = week.step_start(t);
+        d.take_checks(&mut week)?;
+        let mut a = week.step_start(t);
+        let answers = std::mem::take(&mut a.responses);
         d.publish_batch(a).await?;
+        d.answer_checks(&mut week, answers).await?;
         let b = week.baskets(t, (t + cfg.step_ms).min(end));
         d.publish_batch(b).await?;
         t += cfg.step_ms;
@@ -553,6 +680,9 @@ async fn run(mut week: Week) -> Result<()> {
         .then(|| e.store_id.clone())
     })
     .await;
+    if so_complete && off_complete {
+        d.drain_checks(&mut week).await?;
+    }
     let drained = wall.elapsed();
     for s in services {
         if let Err(e) = s.stop().await {
@@ -588,6 +718,7 @@ async fn run(mut week: Week) -> Result<()> {
         &truth,
         &episodes,
         &offer_events,
+        &d.check_events,
     );
 
     let st = &week.stats;
@@ -613,14 +744,15 @@ async fn run(mut week: Week) -> Result<()> {
         (simulated - ready).as_secs_f64(),
         (drained - simulated).as_secs_f64()
     );
-    let published = c.sales + c.movements + c.outcomes + c.products;
+    let published = c.sales + c.movements + c.outcomes + c.products + c.responses;
     println!(
-        "published: {published} records ({} baskets with {} lines, {} movements, {} reorder outcomes, {} products); {:.0} simulated hours per wall second",
+        "published: {published} records ({} baskets with {} lines, {} movements, {} reorder outcomes, {} products, {} shelf-check answers); {:.0} simulated hours per wall second",
         c.sales,
         st.lines,
         c.movements,
         c.outcomes,
         c.products,
+        c.responses,
         f64::from(cfg.days) * 24.0 / (simulated - ready).as_secs_f64().max(1e-9)
     );
     println!(
@@ -628,8 +760,24 @@ async fn run(mut week: Week) -> Result<()> {
         st.requests, st.failed, st.fulfilled, st.receipts, st.gap_scans, st.lines_lost
     );
     println!(
-        "causes: {} troubled (store, SKU)s, {} of them had a reorder failed; {} phantom losses ({} found by staff, {} corrected by a count, the rest still on at the end)",
-        st.troubled, st.troubled_started, st.phantoms, st.phantoms_found, st.phantoms_counted
+        "causes: {} troubled (store, SKU)s, {} of them had a reorder failed; {} phantom losses ({} found by staff, {} corrected by a count, {} found empty by a shelf check, the rest still on at the end)",
+        st.troubled,
+        st.troubled_started,
+        st.phantoms,
+        st.phantoms_found,
+        st.phantoms_counted,
+        st.phantoms_checked
+    );
+    println!(
+        "staff: {} shelf checks handed over, answered {} empty and {} stock is there ({} wrong on purpose, error rate {:.0} %), {} left to expire; {} EMPTY counts booked, ending {} phantoms",
+        st.checks_asked,
+        st.answers_empty,
+        st.answers_stock_there,
+        st.answers_wrong,
+        cfg.check_error_rate * 100.0,
+        st.checks_unanswered,
+        st.checks_booked_empty,
+        st.phantoms_checked
     );
     println!(
         "ground truth: real stockouts {}; phantom stockouts {}",

@@ -1,6 +1,7 @@
 use super::*;
 use shelfguard_events::Message;
 use shelfguard_events::catalog::{HardAttribute, Size};
+use shelfguard_events::floor::ShelfFinding;
 use shelfguard_events::stockout::{Closed, Evidence, Opened};
 use shelfguard_runtime::state::{PartitionState, Slot};
 
@@ -502,31 +503,257 @@ fn the_daily_budget_limits_the_gesture_then_the_offer() {
     );
 }
 
-#[test]
-fn a_suspected_stockout_gets_no_free_gesture_and_says_to_check_the_shelf() {
-    let mut o = offers();
-    let mut view = PartitionState::default();
-    stock(&mut view, "GOLD-28", 6);
-    let mut e = opened(5);
-    if let Event::Stockout(s) = &mut e
-        && let Some(Change::Opened(op)) = &mut s.change
-    {
-        op.kind = Kind::Suspected as i32;
-        if let Some(ev) = op.evidence.as_mut() {
-            ev.gap_ms = 3 * 3_600_000;
-            ev.sales_per_hour = 4.0;
-            ev.on_hand = 12;
+/// A suspected stockout of GOLD-14 (S1/GOLD-14/S<seq>) at `at`: 3 h without a sale where 12
+/// were expected, 12 on hand by the books.
+fn suspected(seq: u32, at: i64) -> Event {
+    Event::Stockout(StockoutEvent {
+        event_id: format!("so:S1/GOLD-14/S{seq}:opened"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        stockout_id: format!("S1/GOLD-14/S{seq}"),
+        sku: "GOLD-14".into(),
+        change: Some(Change::Opened(Opened {
+            kind: Kind::Suspected as i32,
+            evidence: Some(Evidence {
+                on_hand: 12,
+                gap_ms: 3 * 3_600_000,
+                sales_per_hour: 4.0,
+                expected_sales_in_gap: 12.0,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    })
+}
+
+/// The shelf-check events and offer events among `out`, and the count movements.
+fn split(
+    out: &[Output],
+) -> (
+    Vec<shelfguard_events::floor::ShelfCheckEvent>,
+    Vec<OfferEvent>,
+    Vec<shelfguard_events::store::StockMovement>,
+) {
+    let (mut checks, mut offers, mut moves) = (Vec::new(), Vec::new(), Vec::new());
+    for o in out {
+        assert_eq!(o.key, "S1");
+        match o.topic {
+            topics::FLOOR_CHECKS => checks.push(
+                shelfguard_events::floor::ShelfCheckEvent::decode(o.payload.as_slice()).unwrap(),
+            ),
+            topics::FLOOR_OFFERS => offers.push(OfferEvent::decode(o.payload.as_slice()).unwrap()),
+            topics::STORE_STOCK_MOVEMENTS => moves.push(
+                shelfguard_events::store::StockMovement::decode(o.payload.as_slice()).unwrap(),
+            ),
+            other => panic!("unexpected output topic {other}"),
         }
     }
-    let mut item = OfferItem::default();
-    let events = decode(&o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap());
-    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change else {
-        panic!("{events:?}")
+    (checks, offers, moves)
+}
+
+fn check_answer(finding: ShelfFinding, check_id: &str, at: i64) -> Event {
+    Event::Response(StaffResponse {
+        event_id: format!("check-answer-{at}"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        sku: "GOLD-14".into(),
+        check_id: check_id.into(),
+        finding: finding as i32,
+        by: "ana".into(),
+        channel: "console".into(),
+        ..Default::default()
+    })
+}
+
+/// Runs one event through the engine's own path and returns its outputs and refusals.
+fn run(
+    o: &mut Offers,
+    part: &mut PartitionState<OfferItem>,
+    n: i64,
+    e: &Event,
+) -> (Vec<Output>, Vec<String>) {
+    let effect = shelfguard_runtime::step::apply_event(o, part, "t", n, e);
+    (
+        effect.outputs.into_iter().map(|(_, o)| o).collect(),
+        effect
+            .refusals
+            .into_iter()
+            .map(|r| format!("{r:?}"))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_suspected_stockout_gets_a_shelf_check_and_no_offer() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    let (out, refused) = run(&mut o, &mut part, 1, &suspected(1, T0));
+    assert!(refused.is_empty(), "{refused:?}");
+    let (checks, offers, moves) = split(&out);
+    assert!(offers.is_empty(), "no offer for a suspicion: {offers:?}");
+    assert!(moves.is_empty());
+    assert_eq!(checks.len(), 1);
+    let c = &checks[0];
+    assert_eq!(
+        (
+            c.event_id.as_str(),
+            c.check_id.as_str(),
+            c.stockout_id.as_str()
+        ),
+        (
+            "S1/GOLD-14/S1/check:requested",
+            "S1/GOLD-14/S1/check",
+            "S1/GOLD-14/S1"
+        )
+    );
+    let Some(shelfguard_events::floor::shelf_check_event::Change::Requested(r)) = &c.change else {
+        panic!("{c:?}")
     };
+    assert_eq!(
+        r.question,
+        "Is there any 14 oz Gold Coconut Oil on the shelf?"
+    );
+    assert!(r.reason.contains("no sale for 3 h"), "{}", r.reason);
+    assert_eq!(r.expires_at_ms, T0 + 45 * MIN);
+    // A substitute coming into stock does not make an offer for the suspicion either.
+    let (out, _) = run(&mut o, &mut part, 2, &level_of("PRIME-14", 9, T0 + MIN));
+    assert!(split(&out).1.is_empty(), "{out:?}");
+}
+
+#[test]
+fn empty_books_a_count_then_the_confirmed_stockout_gets_an_offer_that_says_so() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    run(&mut o, &mut part, 1, &suspected(1, T0));
+    let answer = check_answer(ShelfFinding::Empty, "S1/GOLD-14/S1/check", T0 + 10 * MIN);
+    let (out, refused) = run(&mut o, &mut part, 2, &answer);
+    assert!(refused.is_empty(), "{refused:?}");
+    let (checks, offers, moves) = split(&out);
+    assert!(offers.is_empty());
+    assert_eq!(checks[0].event_id, "S1/GOLD-14/S1/check:answered");
+    assert_eq!(moves.len(), 1);
+    assert_eq!(
+        (moves[0].quantity, moves[0].note.as_str()),
+        (0, "shelf check S1/GOLD-14/S1/check")
+    );
+    // The same answer from another device: the check has ended (dead letter).
+    let again = check_answer(ShelfFinding::Empty, "S1/GOLD-14/S1/check", T0 + 11 * MIN);
+    let (out, refused) = run(&mut o, &mut part, 3, &again);
+    assert!(out.is_empty());
+    assert!(refused[0].contains("is not live"), "{refused:?}");
+    // The detector closes the suspicion on the count and opens a confirmed stockout.
+    let (out, _) = run(&mut o, &mut part, 4, &closed_with(0, T0 + 12 * MIN));
+    assert!(
+        out.is_empty(),
+        "the answered check is not withdrawn: {out:?}"
+    );
+    let confirmed = Event::Stockout(StockoutEvent {
+        event_id: "so:S1/GOLD-14/S2:opened".into(),
+        occurred_at_ms: T0 + 12 * MIN,
+        store_id: "S1".into(),
+        stockout_id: "S1/GOLD-14/S2".into(),
+        sku: "GOLD-14".into(),
+        change: Some(Change::Opened(Opened {
+            kind: Kind::Confirmed as i32,
+            evidence: Some(Evidence::default()),
+            ..Default::default()
+        })),
+    });
+    let (out, _) = run(&mut o, &mut part, 5, &confirmed);
+    let (checks, offers, _) = split(&out);
+    assert!(checks.is_empty());
+    let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &offers[0].change else {
+        panic!("{offers:?}")
+    };
+    assert_eq!(offers[0].offer_id, "S1/GOLD-14/S2/offer");
+    assert!(!offer.suspected);
     assert_eq!(offer.gesture, Gesture::AtOriginalPrice as i32);
-    assert!(offer.suspected);
-    assert!(offer.reason.contains("Check the shelf"), "{}", offer.reason);
-    assert!(offer.reason.contains("3.0 h"), "{}", offer.reason);
+    assert!(
+        offer
+            .reason
+            .contains("staff found the shelf empty on a shelf check"),
+        "{}",
+        offer.reason
+    );
+}
+
+#[test]
+fn stock_is_there_ends_the_check_without_a_count_or_an_offer() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    run(&mut o, &mut part, 1, &suspected(1, T0));
+    let answer = check_answer(
+        ShelfFinding::StockIsThere,
+        "S1/GOLD-14/S1/check",
+        T0 + 10 * MIN,
+    );
+    let (out, _) = run(&mut o, &mut part, 2, &answer);
+    let (checks, offers, moves) = split(&out);
+    assert_eq!(checks.len(), 1);
+    assert!(offers.is_empty() && moves.is_empty(), "{out:?}");
+    // The detector closes the episode as a false alarm: nothing more to publish.
+    let (out, _) = run(&mut o, &mut part, 3, &closed_with(12, T0 + 10 * MIN));
+    assert!(out.is_empty(), "{out:?}");
+    assert!(part.slots["S1/GOLD-14"].state.offer.is_none());
+}
+
+#[test]
+fn an_unanswered_check_expires_on_the_next_event_of_the_store_after_its_time() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    run(&mut o, &mut part, 1, &suspected(1, T0));
+    let expiry = T0 + 45 * MIN;
+    let early = level_of("SPATULA", 3, expiry - 1);
+    assert!(o.due_keys(&early).is_empty());
+    let on_time = level_of("SPATULA", 3, expiry);
+    assert_eq!(o.due_keys(&on_time), ["S1/GOLD-14"]);
+    let (out, _) = run(&mut o, &mut part, 2, &on_time);
+    let (checks, offers, _) = split(&out);
+    assert!(offers.is_empty());
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].event_id, "S1/GOLD-14/S1/check:expired");
+    assert_eq!(checks[0].sku, "GOLD-14");
+    // An answer after the expiry is a dead letter.
+    let late = check_answer(ShelfFinding::Empty, "S1/GOLD-14/S1/check", expiry + MIN);
+    let (out, refused) = run(&mut o, &mut part, 3, &late);
+    assert!(out.is_empty());
+    assert!(refused[0].contains("is not live"), "{refused:?}");
+}
+
+#[test]
+fn a_check_is_withdrawn_when_its_episode_ends_first_and_answers_for_unknown_checks_are_refused() {
+    let mut o = offers();
+    let mut part = PartitionState::default();
+    stock(&mut part, "GOLD-28", 6);
+    let unknown = check_answer(ShelfFinding::Empty, "S1/GOLD-14/S7/check", T0);
+    let (_, refused) = run(&mut o, &mut part, 1, &unknown);
+    assert!(
+        refused[0].contains("live check of S1/GOLD-14: none"),
+        "{refused:?}"
+    );
+    run(&mut o, &mut part, 2, &suspected(1, T0));
+    let mut sale_resumed = closed_with(12, T0 + 5 * MIN);
+    if let Event::Stockout(s) = &mut sale_resumed
+        && let Some(Change::Closed(c)) = &mut s.change
+    {
+        c.reason = "sales resumed".into();
+    }
+    let (out, _) = run(&mut o, &mut part, 3, &sale_resumed);
+    let (checks, offers, _) = split(&out);
+    assert!(offers.is_empty());
+    let Some(shelfguard_events::floor::shelf_check_event::Change::Withdrawn(w)) = &checks[0].change
+    else {
+        panic!("{checks:?}")
+    };
+    assert_eq!(w.reason, "stockout over: sales resumed");
+    assert!(
+        o.due_keys(&level_of("SPATULA", 3, T0 + 50 * MIN))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -756,47 +983,6 @@ mod properties {
             }
         }
     }
-}
-
-#[test]
-fn a_suspected_stockout_gets_its_offer_only_once_the_silence_is_telling() {
-    let mut o = offers();
-    let mut view = PartitionState::default();
-    stock(&mut view, "GOLD-28", 6);
-    let mut e = opened(0);
-    let opened_at = match &mut e {
-        Event::Stockout(s) => {
-            if let Some(Change::Opened(op)) = &mut s.change {
-                op.kind = Kind::Suspected as i32;
-                if let Some(ev) = op.evidence.as_mut() {
-                    // 4 sales an hour, silent for 72 minutes: 4.8 expected sales.
-                    ev.gap_ms = 72 * MIN;
-                    ev.sales_per_hour = 4.0;
-                }
-            }
-            s.occurred_at_ms
-        }
-        _ => unreachable!(),
-    };
-    let mut item = OfferItem::default();
-    assert!(
-        o.apply("S1/GOLD-14", &mut item, &e, &view)
-            .unwrap()
-            .is_empty(),
-        "not yet"
-    );
-    o.restored("S1/GOLD-14", &item);
-    // 9.2 expected sales at 4/h: 138 minutes after the last sale, 66 after the opening.
-    let due = opened_at - 72 * MIN + 138 * MIN;
-    assert_eq!(o.policy.suspected_offer_due(&item), Some(due));
-    let early = level_of("SPATULA", 3, due - 1);
-    assert!(o.due_keys(&early).is_empty());
-    let on_time = level_of("SPATULA", 3, due);
-    assert_eq!(o.keys(&on_time), ["S1/SPATULA"]);
-    assert_eq!(o.due_keys(&on_time), ["S1/GOLD-14"]);
-    let events = decode(&o.on_due("S1/GOLD-14", &mut item, due, &view).unwrap());
-    assert_eq!(change_names(&events), ["issued"]);
-    assert_eq!(events[0].sku, "GOLD-14");
 }
 
 /// Issue 9's mixed-up offer: a stockout of one SKU arrived while another SKU's offer was due to
@@ -1079,7 +1265,8 @@ fn policy_settings_out_of_range_are_refused_at_start() {
         ("--max-gesture-cents=-1", "not in 0..=1000000000"),
         ("--store-daily-budget-cents=-100", "not in 0..=1000000000"),
         ("--complement-min-support=-1", "at least 0"),
-        ("--suspected-offer-min-expected-sales=inf", "at least 0"),
+        ("--check-expiry-minutes=0", "not in 1..=1440"),
+        ("--check-expiry-minutes=1441", "not in 1..=1440"),
         ("--complement-half-life-days=0", "at least 0.01"),
     ] {
         let err = crate::Config::try_parse_from(["offer-generator", arg])
@@ -1092,10 +1279,41 @@ fn policy_settings_out_of_range_are_refused_at_start() {
         .unwrap()
         .policy;
     assert_eq!(format!("{parsed:?}"), format!("{:?}", Policy::default()));
-    let zero = crate::Config::try_parse_from([
-        "offer-generator",
-        "--suspected-offer-min-expected-sales=0",
-    ])
-    .unwrap();
-    assert_eq!(zero.policy.suspected_offer_min_expected_sales, 0.0);
+    let short =
+        crate::Config::try_parse_from(["offer-generator", "--check-expiry-minutes=5"]).unwrap();
+    assert_eq!(short.policy.check_expiry_minutes, 5);
+}
+
+#[test]
+fn a_confirmed_stockout_without_a_failed_reorder_says_why_it_is_out() {
+    for (evidence, want) in [
+        (
+            Evidence::default(),
+            "is out, a count found the shelf empty.",
+        ),
+        (
+            Evidence {
+                expected_restock_at_ms: 1_795_463_647_142,
+                ..Default::default()
+            },
+            "is out, goods expected only 2026-11-23 19:54 UTC.",
+        ),
+    ] {
+        let mut o = offers();
+        let mut view = PartitionState::default();
+        stock(&mut view, "GOLD-28", 6);
+        let mut e = opened(0);
+        if let Event::Stockout(s) = &mut e
+            && let Some(Change::Opened(op)) = &mut s.change
+        {
+            op.evidence = Some(evidence);
+        }
+        let mut item = OfferItem::default();
+        let events = decode(&o.apply("S1/GOLD-14", &mut item, &e, &view).unwrap());
+        let Some(offer_event::Change::Issued(Issued { offer: Some(offer) })) = &events[0].change
+        else {
+            panic!("{events:?}")
+        };
+        assert!(offer.reason.contains(want), "{}", offer.reason);
+    }
 }

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use shelfguard_events::floor::{Issued, NotOffered, Offer};
+use shelfguard_events::floor::{ShelfCheckEvent, ShelfFinding};
 use shelfguard_events::stockout::{Closed, Opened};
 use std::collections::HashMap;
 
@@ -151,7 +152,7 @@ fn precision_recall_and_delays_per_kind() {
         not_offered_ev("S1/B/S1", not_offered::Cause::NoSubstitute),
         not_offered_ev("S1/B/S1", not_offered::Cause::NoSubstitute),
     ];
-    let r = score(params(), &truth, &episodes(&ev), &offers);
+    let r = score(params(), &truth, &episodes(&ev), &offers, &[]);
     let c = &r.confirmed;
     assert_eq!((c.tp_episodes, c.fp_episodes), (2, 2));
     assert_eq!((c.found, c.missed, c.too_short), (1, 1, 1));
@@ -182,7 +183,7 @@ fn precision_recall_and_delays_per_kind() {
 #[test]
 fn no_episodes_of_a_kind_reads_not_available() {
     let truth = vec![truth("S1", "A", TruthKind::Phantom, 1, 5, 2.0)];
-    let r = score(params(), &truth, &[], &[]);
+    let r = score(params(), &truth, &[], &[], &[]);
     assert_eq!(r.suspected.precision(), None);
     assert_eq!(r.suspected.recall(), Some(0.0));
     assert_eq!(r.confirmed.recall(), None);
@@ -200,7 +201,7 @@ fn budget_use_is_the_daily_peak_per_store() {
         issued("S1/C/S1", 25 * 60, false, (1000, 100)), // next day
         issued("S2/A/S1", 60, false, (2000, 2000)),
     ];
-    let r = score(params(), &[], &[], &offers);
+    let r = score(params(), &[], &[], &offers, &[]);
     assert_eq!(r.offers.budget_store_days, 3);
     assert!((r.offers.budget_mean.unwrap() - (0.6 + 0.1 + 1.0) / 3.0).abs() < 1e-9);
     assert_eq!(r.offers.budget_max, Some(1.0));
@@ -223,4 +224,132 @@ fn delays_count_open_hours_only() {
     // From 20:00 to 09:00 next day, open 07-22: 2 h + 2 h.
     assert_eq!(open_hours_between(20 * h, day + 9 * h, (7, 22)), 4.0);
     assert_eq!(open_hours_between(23 * h, day + 6 * h, (7, 22)), 0.0);
+}
+
+fn check(store: &str, sku: &str, step: &str, at_min: i64, change: CheckChange) -> ShelfCheckEvent {
+    let check_id = format!("{store}/{sku}/S1/check");
+    ShelfCheckEvent {
+        event_id: format!("{check_id}:{step}"),
+        occurred_at_ms: T0 + at_min * MINUTE_MS,
+        store_id: store.into(),
+        check_id,
+        stockout_id: format!("{store}/{sku}/S1"),
+        sku: sku.into(),
+        change: Some(change),
+    }
+}
+
+fn answer(finding: ShelfFinding) -> CheckChange {
+    CheckChange::Answered(shelfguard_events::floor::CheckAnswered {
+        finding: finding as i32,
+        by: "staff".into(),
+        counted: None,
+    })
+}
+
+#[test]
+fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_its_phantom() {
+    let truth = vec![
+        truth("S-001", "A", TruthKind::Phantom, 1, 3, 2.0),
+        truth("S-002", "C", TruthKind::Phantom, 30, 40, 2.0),
+        // A real stockout the books hid (a phantom on a troubled SKU): a cycle count confirmed
+        // the suspicion.
+        truth("S-002", "G", TruthKind::Real, 10, 20, 2.0),
+    ];
+    let req = || CheckChange::Requested(Default::default());
+    let checks = vec![
+        // S-001/A: a true phantom, answered EMPTY at 2 h (its count ends the phantom there).
+        check("S-001", "A", "requested", 100, req()),
+        check("S-001", "A", "requested", 100, req()), // duplicate
+        check("S-001", "A", "answered", 120, answer(ShelfFinding::Empty)),
+        // S-001/B: stock is there, rightly.
+        check("S-001", "B", "requested", 200, req()),
+        check(
+            "S-001",
+            "B",
+            "answered",
+            210,
+            answer(ShelfFinding::StockIsThere),
+        ),
+        // S-002/C on day 2: wrongly answered STOCK_IS_THERE.
+        check("S-002", "C", "requested", 31 * 60, req()),
+        check(
+            "S-002",
+            "C",
+            "answered",
+            31 * 60 + 10,
+            answer(ShelfFinding::StockIsThere),
+        ),
+        // S-002/D: expired; S-002/E: withdrawn; S-002/F: still open.
+        check("S-002", "D", "requested", 300, req()),
+        check(
+            "S-002",
+            "D",
+            "expired",
+            345,
+            CheckChange::Expired(Default::default()),
+        ),
+        check("S-002", "E", "requested", 400, req()),
+        check(
+            "S-002",
+            "E",
+            "withdrawn",
+            410,
+            CheckChange::Withdrawn(Default::default()),
+        ),
+        check("S-002", "F", "requested", 500, req()),
+    ];
+    let ev = vec![
+        opened("S-001", "A", 1, Kind::Suspected, 100),
+        closed("S-001", "A", 1, 120),
+        opened("S-001", "A", 2, Kind::Confirmed, 120),
+        opened("S-002", "B", 1, Kind::Confirmed, 120), // a real confirmed, no truth
+        opened("S-002", "G", 1, Kind::Suspected, 630),
+        closed("S-002", "G", 1, 660),
+        opened("S-002", "G", 2, Kind::Confirmed, 660),
+    ];
+    let eps = episodes(&ev);
+    assert_eq!(
+        eps.iter().map(|e| e.from_check).collect::<Vec<_>>(),
+        [false, true, false, false, true]
+    );
+    let offers = vec![issued("S-001/A/S2", 121, false, (0, 0))];
+    let r = score(params(), &truth, &eps, &offers, &checks);
+    let c = &r.checks;
+    assert_eq!(c.requested, 6);
+    assert_eq!(
+        (
+            c.empty,
+            c.stock_there,
+            c.expired,
+            c.withdrawn,
+            c.open_at_end
+        ),
+        (1, 2, 1, 1, 1)
+    );
+    assert_eq!((c.answers_right, c.answered()), (2, 3));
+    assert_eq!(c.on_true_stockouts, 2);
+    assert_eq!((c.confirmed_by_check, c.confirmed_by_check_true), (2, 2));
+    // The phantom began at 1 h; the offer came at 121 min.
+    assert_eq!(c.phantom_to_offer.unwrap().median, 61.0);
+    assert_eq!(c.per_store_day.get(&("S-001".into(), 0)), Some(&2));
+    assert_eq!(c.per_store_day.get(&("S-002".into(), 0)), Some(&3));
+    assert_eq!(c.per_store_day.get(&("S-002".into(), 1)), Some(&1));
+    assert_eq!(r.checks_per_store_day(), 6.0 / 4.0);
+    // The check-confirmed episode is not a false real stockout, and its offer answers a phantom.
+    assert_eq!((r.confirmed.tp_episodes, r.confirmed.fp_episodes), (0, 1));
+    // ... but it found the real stockout all the same (recall).
+    assert_eq!((r.confirmed.found, r.confirmed.missed), (1, 0));
+    assert_eq!(r.offers.issued_for_true_stockouts, 1);
+    let text = r.to_string();
+    assert!(
+        text.contains("checks per store per day: store d1 d2"),
+        "{text}"
+    );
+    assert!(text.contains("    S-002       3  1"), "{text}");
+    assert!(
+        r.summary().contains("checks_per_store_day=1.500"),
+        "{}",
+        r.summary()
+    );
 }

@@ -43,6 +43,7 @@ fn run(w: &mut Week, from: i64, to: i64) -> Batch {
             all.outcomes.extend(x.outcomes);
             all.sales.extend(x.sales);
             all.expected.extend(x.expected);
+            all.responses.extend(x.responses);
         }
         t += w.cfg.step_ms;
     }
@@ -414,4 +415,122 @@ fn closed_stores_sell_nothing_and_overdispersion_moves_daily_sales() {
     assert!((mean - 1.0).abs() < 0.05, "{mean}");
     assert!((sd - 0.5).abs() < 0.05, "{sd}");
     assert_eq!(w.day_factor(3, 7, start), w.day_factor(3, 7, start));
+}
+
+fn requested(w: &Week, i: usize, at_ms: i64) -> ShelfCheckEvent {
+    let sku = w.catalog[i].sku.clone();
+    let check_id = format!("S-001/{sku}/S1/check");
+    ShelfCheckEvent {
+        event_id: format!("{check_id}:requested"),
+        occurred_at_ms: at_ms,
+        store_id: "S-001".into(),
+        check_id,
+        stockout_id: format!("S-001/{sku}/S1"),
+        sku,
+        change: Some(shelf_check_event::Change::Requested(Default::default())),
+    }
+}
+
+#[test]
+fn staff_answer_a_check_from_the_truth_and_an_empty_answer_ends_the_phantom() {
+    let mut w = Week::new(WeekConfig {
+        stores: 1,
+        days: 3,
+        troubled_per_store_day: 0.0,
+        phantoms_per_store_day: 0.0,
+        check_error_rate: 0.0,
+        ..WeekConfig::default()
+    })
+    .unwrap();
+    let at = START + 8 * HOUR_MS + 15 * MINUTE_MS;
+    w.schedule(at, Action::PhantomStart { store: 0 });
+    let step = w.cfg.step_ms;
+    run(&mut w, START, at + step);
+    let i = w.items[0].iter().position(|x| x.phantom).unwrap();
+    let asked = at + 2 * HOUR_MS + MINUTE_MS;
+    run(&mut w, at + step, asked - MINUTE_MS);
+    let c = requested(&w, i, asked);
+    w.on_check_requested(&c);
+    w.on_check_requested(&c); // handed over twice: answered once
+    let b = run(&mut w, asked - MINUTE_MS, asked + HOUR_MS);
+    assert_eq!(b.responses.len(), 1, "{:?}", b.responses);
+    let r = &b.responses[0];
+    assert_eq!(r.finding, ShelfFinding::Empty as i32);
+    assert_eq!(r.check_id, c.check_id);
+    assert!(validate::staff_response(&r.encode_to_vec()).is_ok());
+    let delay = r.occurred_at_ms - asked;
+    assert!((5 * MINUTE_MS..=20 * MINUTE_MS).contains(&delay), "{delay}");
+    assert_eq!(w.stats.answers_empty, 1);
+    // The count is booked: books 0, the phantom ends there and its scheduled end is void.
+    let booked = r.occurred_at_ms;
+    assert_eq!(w.on_check_booked("S-001", &c.sku, booked), Some(0));
+    assert_eq!(w.shelf_and_books("S-001", &c.sku), Some((0, 0)));
+    run(&mut w, asked + HOUR_MS, START + 3 * 24 * HOUR_MS);
+    assert_eq!(w.stats.phantoms_found + w.stats.phantoms_counted, 0);
+    assert_eq!(w.stats.phantoms_checked, 1);
+    let truth = w.finish(START + 3 * 24 * HOUR_MS);
+    let ph: Vec<&Truth> = truth
+        .iter()
+        .filter(|t| t.sku == c.sku && t.kind == TruthKind::Phantom)
+        .collect();
+    assert_eq!(ph.len(), 1);
+    assert_eq!((ph[0].start_ms, ph[0].end_ms), (at, booked));
+}
+
+#[test]
+fn a_stocked_shelf_is_there_a_wrong_answer_comes_at_the_error_rate_and_late_checks_expire() {
+    for (error_rate, want) in [
+        (0.0, ShelfFinding::StockIsThere),
+        (1.0, ShelfFinding::Empty),
+    ] {
+        let mut w = Week::new(WeekConfig {
+            stores: 1,
+            days: 1,
+            troubled_per_store_day: 0.0,
+            phantoms_per_store_day: 0.0,
+            check_error_rate: error_rate,
+            ..WeekConfig::default()
+        })
+        .unwrap();
+        let asked = START + 3 * HOUR_MS;
+        run(&mut w, START, asked);
+        let i = (0..w.catalog.len())
+            .find(|&i| w.items[0][i].shelf > 0)
+            .unwrap();
+        w.on_check_requested(&requested(&w, i, asked));
+        let b = run(&mut w, asked, asked + HOUR_MS);
+        assert_eq!(b.responses.len(), 1);
+        assert_eq!(b.responses[0].finding, want as i32);
+        assert_eq!(w.stats.answers_wrong, error_rate as u64);
+    }
+    // Seen late (the driver lagged): answered dated when staff answered, after the last change
+    // of the books; a stocked shelf whose books changed after the expiry: no answer, it expires.
+    let mut w = quiet(1);
+    let now = START + 5 * HOUR_MS;
+    run(&mut w, START, now);
+    let asked = now - 40 * MINUTE_MS;
+    let quiet_item = (0..w.catalog.len())
+        .find(|&i| w.items[0][i].books_at_ms < asked)
+        .unwrap();
+    w.on_check_requested(&requested(&w, quiet_item, asked));
+    let step = w.cfg.step_ms;
+    let b = run(&mut w, now, now + step);
+    assert_eq!(b.responses.len(), 1);
+    assert!(b.responses[0].occurred_at_ms < now, "{:?}", b.responses[0]);
+    let busy = (0..w.catalog.len())
+        .find(|&i| w.items[0][i].books_at_ms >= now)
+        .unwrap();
+    let late = now + step;
+    w.on_check_requested(&requested(&w, busy, now - 50 * MINUTE_MS));
+    let b = run(&mut w, late, late + HOUR_MS);
+    assert!(b.responses.is_empty(), "{:?}", b.responses);
+    assert_eq!(w.stats.checks_unanswered, 1);
+    assert!(
+        WeekConfig {
+            check_error_rate: 1.5,
+            ..WeekConfig::default()
+        }
+        .check()
+        .is_err()
+    );
 }

@@ -466,6 +466,7 @@ fn slow_and_new_sellers_need_far_more_silence() {
         lines: 0.0,
         skus: 1,
         since_ms: T0 - 48 * HOUR,
+        calibration: 1.0,
     };
     let mut l = sold("OIL-14", T0, 100);
     l.cause = Cause::Receipt as i32;
@@ -510,14 +511,14 @@ fn a_due_check_visits_the_quiet_key_on_another_skus_level() {
     let due = item.check_at_ms;
     assert!(due > t, "a check is planned");
     d.restored("S1/SKU-0", &item);
-    let other = sold("SKU-3", due - 1, 9);
+    let other = Event::Level(sold("SKU-3", due - 1, 9));
     assert_eq!(
         d.keys(&other),
         ["S1/", "S1/SKU-3"],
         "the store key, then its own"
     );
     assert!(d.due_keys(&other).is_empty());
-    let other = sold("SKU-3", due, 8);
+    let other = Event::Level(sold("SKU-3", due, 8));
     assert_eq!(d.due_keys(&other), ["S1/SKU-0"]);
     // Far more store lines than needed since SKU 0's last sale: the check opens an episode.
     let mut view = PartitionState::<Item>::default();
@@ -602,7 +603,7 @@ mod properties {
         #[test]
         fn at_most_one_open_episode(steps in proptest::collection::vec((arb_level(), any::<bool>()), 1..80)) {
             let p = Policy { phantom_warmup_hours: 1.0, ..Policy::default() };
-            let traffic = Traffic { lines: 0.0, skus: 1, since_ms: T0 - 2 * HOUR };
+            let traffic = Traffic { lines: 0.0, skus: 1, since_ms: T0 - 2 * HOUR, calibration: 1.0 };
             let mut item = Item::default();
             let mut now = T0;
             let mut open: Option<String> = None;
@@ -683,4 +684,206 @@ fn other_policy_settings_out_of_range_are_refused_at_start() {
         crate::Config::try_parse_from(["stockout-detector", "--sales-rate-half-life-days=0.5"])
             .unwrap();
     assert_eq!(edge.policy.sales_rate_half_life_days, 0.5);
+}
+
+/// A shelf-check answer for the episode `stockout_id` of SKU-0 at `at`.
+fn answered(stockout_id: &str, finding: ShelfFinding, at: i64) -> ShelfCheckEvent {
+    ShelfCheckEvent {
+        event_id: format!("{stockout_id}/check:answered"),
+        occurred_at_ms: at,
+        store_id: "S1".into(),
+        check_id: format!("{stockout_id}/check"),
+        stockout_id: stockout_id.into(),
+        sku: "SKU-0".into(),
+        change: Some(shelf_check_event::Change::Answered(
+            shelfguard_events::floor::CheckAnswered {
+                finding: finding as i32,
+                by: "ana".into(),
+                counted: None,
+            },
+        )),
+    }
+}
+
+/// A busy store whose SKU 0 stopped selling until the detector suspected it.
+fn suspected_store(p: &Policy) -> (Store, i64) {
+    let (mut s, mut t) = busy_store(p, 60 * 48, MIN);
+    let mut n = 0;
+    while s.alarms.is_empty() && n < 10_000 {
+        n += 1;
+        t += MIN;
+        s.level(1 + (n % 49), t, true, 100);
+    }
+    assert_eq!(s.items[0].open_kind, Kind::Suspected as i32);
+    (s, t)
+}
+
+#[test]
+fn a_shelf_check_count_of_zero_confirms_the_suspicion_before_any_reorder_failed() {
+    let p = Policy::default();
+    let (mut s, t) = suspected_store(&p);
+    // The count an EMPTY answer books: 0 on hand, no reorder decided yet (not blocked).
+    let count = StockLevel {
+        event_id: "sl:S1/SKU-0/S1/check:count:SKU-0".into(),
+        occurred_at_ms: t + 10 * MIN,
+        store_id: "S1".into(),
+        sku: "SKU-0".into(),
+        on_hand: 0,
+        cause: Cause::Count as i32,
+        count_discrepancy: -100,
+        open_reorder_id: "S1/SKU-0/R1".into(),
+        ..Default::default()
+    };
+    let out = on_level(&p, &mut s.items[0], count, &Traffic::of(&s.store));
+    assert_eq!(kinds(&out), ["closed", "opened"]);
+    assert_eq!(out[0].stockout_id, "S1/SKU-0/S1");
+    let Some(Change::Opened(o)) = &out[1].change else {
+        panic!("{out:?}")
+    };
+    assert_eq!(o.kind, Kind::Confirmed as i32);
+    assert_eq!(out[1].stockout_id, "S1/SKU-0/S2");
+    // Without a suspicion, an empty count alone (reorder open, none failed) opens nothing.
+    let mut fresh = Item::default();
+    let mut l = level(0, "S1/OIL-14/R1", None);
+    l.cause = Cause::Count as i32;
+    assert!(decide(&p, &mut fresh, l).is_empty());
+}
+
+#[test]
+fn stock_is_there_closes_the_suspicion_as_a_false_alarm_and_the_silence_starts_again() {
+    let p = Policy::default();
+    let (mut s, t) = suspected_store(&p);
+    let traffic = Traffic::of(&s.store);
+    // An answer about another episode, or EMPTY (the count does that part), changes nothing.
+    let other = answered("S1/SKU-0/S9", ShelfFinding::StockIsThere, t + MIN);
+    assert!(on_check(&p, &mut s.items[0], &other, &traffic).is_empty());
+    let empty = answered("S1/SKU-0/S1", ShelfFinding::Empty, t + MIN);
+    assert!(on_check(&p, &mut s.items[0], &empty, &traffic).is_empty());
+    assert_eq!(s.items[0].open_stockout_id, "S1/SKU-0/S1");
+    let there = answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, t + 2 * MIN);
+    let out = on_check(&p, &mut s.items[0], &there, &traffic);
+    assert_eq!(kinds(&out), ["closed"]);
+    let Some(Change::Closed(c)) = &out[0].change else {
+        panic!()
+    };
+    assert_eq!(c.reason, "shelf check: stock is there");
+    assert_eq!(c.on_hand, 100);
+    assert_eq!(out[0].event_id, "so:S1/SKU-0/S1:closed");
+    assert_eq!(out[0].occurred_at_ms, t + 2 * MIN);
+    let item = &s.items[0];
+    assert!(item.open_stockout_id.is_empty());
+    assert_eq!(item.last_sale_at_ms, t + 2 * MIN);
+    assert_eq!(item.silence_from_lines, traffic.lines);
+    assert!(item.check_at_ms > t + 2 * MIN, "watched again");
+}
+
+#[test]
+fn a_store_whose_checks_keep_finding_stock_needs_a_longer_silence() {
+    let p = Policy::default();
+    let mut store = Item::default();
+    assert_eq!(calibration(&store), 1.0);
+    for i in 0..4 {
+        on_store_check(
+            &p,
+            &mut store,
+            &answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, T0 + i * MIN),
+        );
+    }
+    // 4 false alarms, no phantom found: odds (4 + 2) / (0 + 2).
+    assert!((calibration(&store) - 3.0).abs() < 1e-3, "{store:?}");
+    for i in 0..40 {
+        on_store_check(
+            &p,
+            &mut store,
+            &answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, T0 + i * MIN),
+        );
+    }
+    assert_eq!(calibration(&store), MAX_CALIBRATION, "bounded");
+    for i in 0..100 {
+        on_store_check(
+            &p,
+            &mut store,
+            &answered("S1/SKU-0/S1", ShelfFinding::Empty, T0 + HOUR + i * MIN),
+        );
+    }
+    assert_eq!(
+        calibration(&store),
+        1.0,
+        "never below the budget's threshold"
+    );
+    // Other steps of a check count nothing.
+    let mut requested = answered("S1/SKU-0/S1", ShelfFinding::Empty, T0);
+    requested.change = Some(shelf_check_event::Change::Expired(Default::default()));
+    let before = store.clone();
+    on_store_check(&p, &mut store, &requested);
+    assert_eq!(store, before);
+    // Half a half-life later, old answers weigh less.
+    let mut decayed = Item::default();
+    on_store_check(
+        &p,
+        &mut decayed,
+        &answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, T0),
+    );
+    on_store_check(
+        &p,
+        &mut decayed,
+        &answered(
+            "S1/SKU-0/S1",
+            ShelfFinding::StockIsThere,
+            T0 + 7 * 24 * HOUR,
+        ),
+    );
+    assert!(
+        (decayed.checks_stock_there - 1.5).abs() < 1e-9,
+        "{decayed:?}"
+    );
+
+    // The same silence that alarms a calibrated-at-1 store does not yet alarm one at 3.
+    let (s, t) = busy_store(&p, 60 * 48, MIN);
+    let mut plain = s.items[0].clone();
+    let mut wary = plain.clone();
+    let base = Traffic::of(&s.store);
+    let th = ln_threshold(&p, &base, t).unwrap();
+    let post = Silence::of(&p, &plain).unwrap();
+    let need = post.lines_to_alarm(th);
+    let at = t + 10 * HOUR;
+    let silent = Traffic {
+        lines: plain.silence_from_lines + need + 1.0,
+        ..base
+    };
+    assert!(!on_time(&p, &mut plain, at, &silent).is_empty());
+    let calibrated = Traffic {
+        calibration: 3.0,
+        ..silent
+    };
+    assert!(on_time(&p, &mut wary, at, &calibrated).is_empty());
+    let th3 = ln_threshold(&p, &calibrated, at).unwrap();
+    let th1 = ln_threshold(&p, &silent, at).unwrap();
+    assert!((th3 - th1 - 3.0f64.ln()).abs() < 1e-9);
+}
+
+#[test]
+fn only_answers_of_checks_reach_the_keys_and_the_store_key_counts_them() {
+    use shelfguard_runtime::state::PartitionState;
+    let p = Policy::default();
+    let mut d = Detector::new(p.clone());
+    let answer = Event::Check(answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, T0));
+    assert_eq!(d.keys(&answer), ["S1/", "S1/SKU-0"]);
+    let mut requested = answered("S1/SKU-0/S1", ShelfFinding::StockIsThere, T0);
+    requested.change = Some(shelf_check_event::Change::Requested(Default::default()));
+    assert!(d.keys(&Event::Check(requested)).is_empty());
+    let view = PartitionState::<Item>::default();
+    let mut store = Item::default();
+    assert!(
+        d.apply("S1/", &mut store, &answer, &view)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.checks_stock_there, 1.0);
+    assert_eq!(
+        d.inputs(),
+        [topics::INVENTORY_STOCK_LEVELS, topics::FLOOR_CHECKS]
+    );
+    let bad = d.decode(topics::FLOOR_CHECKS, b"\xff\xff").unwrap_err();
+    assert!(bad.0.contains("undecodable"), "{bad:?}");
 }
