@@ -266,6 +266,8 @@ pub struct Report {
     /// Episodes of any other kind (unspecified).
     pub other_episodes: usize,
     pub offers: OfferScore,
+    /// 95 % intervals of the headline figures, by bootstrapping stores.
+    pub intervals: Intervals,
 }
 
 impl Report {
@@ -641,8 +643,14 @@ pub fn score(
         .filter(|id| true_ids.contains(*id))
         .count();
     let checks = score_checks(&p, truth, episodes, checks, &first_issued);
+    let days = (p.end_ms - p.start_ms) as f64 / DAY_MS as f64;
+    let intervals = bootstrap(
+        &store_tallies(&p, truth, episodes, &first_issued, &true_ids),
+        days,
+    );
     Report {
         checks,
+        intervals,
         other_episodes: episodes
             .iter()
             .filter(|e| e.kind == Kind::Unspecified)
@@ -652,6 +660,166 @@ pub fn score(
         suspected,
         offers: os,
     }
+}
+
+/// What one store contributed to the headline figures (the unit the bootstrap resamples:
+/// stores are independent, the (store, SKU)s of one store are not).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct StoreTally {
+    /// Suspected episodes on fast and medium sellers: true, false; phantoms on them: found, all.
+    fm_tp: usize,
+    fm_fp: usize,
+    fm_found: usize,
+    fm_of: usize,
+    /// Suspected episodes matching no phantom (any band): the false alarms.
+    false_alarms: usize,
+    /// Confirmed episodes: true, false; real stockouts: found, all.
+    c_tp: usize,
+    c_fp: usize,
+    c_found: usize,
+    c_of: usize,
+    /// Stockouts offered for, and of them those answering a truly empty shelf.
+    offered: usize,
+    offered_true: usize,
+}
+
+impl std::ops::AddAssign for StoreTally {
+    fn add_assign(&mut self, o: Self) {
+        self.fm_tp += o.fm_tp;
+        self.fm_fp += o.fm_fp;
+        self.fm_found += o.fm_found;
+        self.fm_of += o.fm_of;
+        self.false_alarms += o.false_alarms;
+        self.c_tp += o.c_tp;
+        self.c_fp += o.c_fp;
+        self.c_found += o.c_found;
+        self.c_of += o.c_of;
+        self.offered += o.offered;
+        self.offered_true += o.offered_true;
+    }
+}
+
+/// Resamples drawn for the intervals.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// 95 % percentile-bootstrap intervals over stores (`None`: no resample had the figure).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Intervals {
+    pub fast_medium_precision: Option<(f64, f64)>,
+    pub fast_medium_recall: Option<(f64, f64)>,
+    pub false_alarms_per_store_day: Option<(f64, f64)>,
+    pub confirmed_precision: Option<(f64, f64)>,
+    pub confirmed_recall: Option<(f64, f64)>,
+    pub offers_true_share: Option<(f64, f64)>,
+}
+
+/// Each store's tally, scored with the same rules as the whole week.
+fn store_tallies(
+    p: &Params,
+    truth: &[Truth],
+    episodes: &[Episode],
+    first_issued: &HashMap<&str, i64>,
+    true_ids: &HashSet<&str>,
+) -> Vec<StoreTally> {
+    (0..p.stores)
+        .map(|i| {
+            let store = crate::store_id(i);
+            let truth: Vec<Truth> = truth.iter().filter(|t| t.store == store).cloned().collect();
+            let eps: Vec<Episode> = episodes
+                .iter()
+                .filter(|e| e.store == store)
+                .cloned()
+                .collect();
+            let sus = score_kind(
+                p,
+                Kind::Suspected,
+                TruthKind::Phantom,
+                &eps,
+                &truth,
+                first_issued,
+            );
+            let con = score_kind(
+                p,
+                Kind::Confirmed,
+                TruthKind::Real,
+                &eps,
+                &truth,
+                first_issued,
+            );
+            let offered: Vec<&str> = eps
+                .iter()
+                .map(|e| e.stockout_id.as_str())
+                .filter(|id| first_issued.contains_key(id))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let b = &sus.bands;
+            StoreTally {
+                fm_tp: b[0].tp_episodes + b[1].tp_episodes,
+                fm_fp: b[0].fp_episodes + b[1].fp_episodes,
+                fm_found: b[0].found + b[1].found,
+                fm_of: b[0].of + b[1].of,
+                false_alarms: sus.fp_episodes,
+                c_tp: con.tp_episodes,
+                c_fp: con.fp_episodes,
+                c_found: con.found,
+                c_of: con.found + con.missed,
+                offered: offered.len(),
+                offered_true: offered.iter().filter(|id| true_ids.contains(*id)).count(),
+            }
+        })
+        .collect()
+}
+
+/// Percentile bootstrap over stores: [`BOOTSTRAP_RESAMPLES`] resamples of as many stores, drawn
+/// with replacement by a fixed seed (the same records give the same intervals).
+fn bootstrap(stores: &[StoreTally], days: f64) -> Intervals {
+    use rand::{Rng, SeedableRng};
+    if stores.is_empty() {
+        return Intervals::default();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_B007);
+    let mut draws: [Vec<f64>; 6] = Default::default();
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        let mut t = StoreTally::default();
+        for _ in 0..stores.len() {
+            t += stores[rng.random_range(0..stores.len())];
+        }
+        let figures = [
+            ratio(t.fm_tp, t.fm_tp + t.fm_fp),
+            ratio(t.fm_found, t.fm_of),
+            (days > 0.0).then(|| t.false_alarms as f64 / (days * stores.len() as f64)),
+            ratio(t.c_tp, t.c_tp + t.c_fp),
+            ratio(t.c_found, t.c_of),
+            ratio(t.offered_true, t.offered),
+        ];
+        for (d, f) in draws.iter_mut().zip(figures) {
+            d.extend(f);
+        }
+    }
+    let [a, b, c, d, e, f] = draws.map(|mut v| {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * v.len() as f64) as usize).min(v.len() - 1)];
+        Some((at(0.025), at(0.975)))
+    });
+    Intervals {
+        fast_medium_precision: a,
+        fast_medium_recall: b,
+        false_alarms_per_store_day: c,
+        confirmed_precision: d,
+        confirmed_recall: e,
+        offers_true_share: f,
+    }
+}
+
+fn interval_pct(x: Option<(f64, f64)>) -> String {
+    x.map_or_else(
+        || "n/a".to_owned(),
+        |(lo, hi)| format!("[{:.1}, {:.1}] %", lo * 100.0, hi * 100.0),
+    )
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -831,7 +999,38 @@ impl fmt::Display for Report {
                 o.budget_store_days
             ),
             _ => writeln!(f, "  budget use: n/a (no event carried a budget)"),
-        }
+        }?;
+        let i = &self.intervals;
+        writeln!(
+            f,
+            "95 % intervals (bootstrap over the {} stores, {BOOTSTRAP_RESAMPLES} resamples)",
+            p.stores
+        )?;
+        writeln!(
+            f,
+            "  suspected, fast and medium sellers: precision {}, recall {}",
+            interval_pct(i.fast_medium_precision),
+            interval_pct(i.fast_medium_recall)
+        )?;
+        writeln!(
+            f,
+            "  false alarms per store per day: {}",
+            i.false_alarms_per_store_day.map_or_else(
+                || "n/a".to_owned(),
+                |(lo, hi)| format!("[{lo:.3}, {hi:.3}]")
+            )
+        )?;
+        writeln!(
+            f,
+            "  confirmed: precision {}, recall {}",
+            interval_pct(i.confirmed_precision),
+            interval_pct(i.confirmed_recall)
+        )?;
+        writeln!(
+            f,
+            "  offers answering a real stockout: {}",
+            interval_pct(i.offers_true_share)
+        )
     }
 }
 

@@ -353,3 +353,37 @@ fn checks_are_counted_per_store_and_day_and_a_check_confirmed_episode_answers_it
         r.summary()
     );
 }
+
+#[test]
+fn intervals_come_from_resampling_stores_and_hold_the_whole_weeks_figure() {
+    // Store 1: its phantom found, one false alarm. Store 2: its phantom missed, no alarm.
+    let truth = vec![
+        truth("S-001", "A", TruthKind::Phantom, 2, 20, 2.0),
+        truth("S-002", "B", TruthKind::Phantom, 2, 20, 2.0),
+    ];
+    let mut rates = HashMap::new();
+    for (s, k) in [("S-001", "A"), ("S-001", "C"), ("S-002", "B")] {
+        rates.insert((s.to_owned(), k.to_owned()), 2.0);
+    }
+    let p = Params { rates, ..params() };
+    let events = vec![
+        opened("S-001", "A", 1, Kind::Suspected, 5 * 60),
+        closed("S-001", "A", 1, 21 * 60),
+        opened("S-001", "C", 1, Kind::Suspected, 30 * 60),
+        closed("S-001", "C", 1, 31 * 60),
+    ];
+    let r = score(p, &truth, &episodes(&events), &[], &[]);
+    let (_, recall) = r.suspected_fast_medium();
+    assert_eq!(recall, Some(0.5));
+    let (lo, hi) = r.intervals.fast_medium_recall.unwrap();
+    // Resamples hold both stores, only the first, or only the second.
+    assert_eq!((lo, hi), (0.0, 1.0));
+    let (lo, hi) = r.intervals.false_alarms_per_store_day.unwrap();
+    assert!(lo == 0.0 && hi == 0.5, "{lo} {hi}");
+    // Precision only exists in resamples that hold store 1: always 1 of 2.
+    assert_eq!(r.intervals.fast_medium_precision, Some((0.5, 0.5)));
+    assert!(
+        r.to_string()
+            .contains("95 % intervals (bootstrap over the 2 stores")
+    );
+}
