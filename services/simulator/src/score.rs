@@ -210,7 +210,8 @@ pub struct OfferScore {
     /// Issued offers (distinct offer ids), and how many of them were for suspected stockouts.
     pub issued: usize,
     pub issued_suspected: usize,
-    /// Issued offers answering an episode that matched the truth (a real or phantom stockout).
+    /// Issued offers (distinct offer ids) answering an episode that matched the truth (a real
+    /// or phantom stockout).
     pub issued_for_true_stockouts: usize,
     /// NotOffered per cause (distinct per stockout and cause).
     pub not_offered: BTreeMap<String, usize>,
@@ -559,7 +560,8 @@ pub fn score(
         .filter(|o| seen.insert(o.event_id.as_str()))
         .collect();
     let mut first_issued: HashMap<&str, i64> = HashMap::new();
-    let mut issued_ids = HashSet::new();
+    // Offer id -> the stockout it answers (an episode may get a new offer after one expired).
+    let mut issued_ids: HashMap<&str, &str> = HashMap::new();
     let mut os = OfferScore::default();
     let mut not_offered = HashSet::new();
     let mut budget: BTreeMap<(&str, i64), f64> = BTreeMap::new();
@@ -577,7 +579,10 @@ pub fn score(
                     .entry(o.stockout_id.as_str())
                     .or_insert(o.occurred_at_ms);
                 *at = (*at).min(o.occurred_at_ms);
-                if issued_ids.insert(o.offer_id.as_str()) {
+                if issued_ids
+                    .insert(o.offer_id.as_str(), o.stockout_id.as_str())
+                    .is_none()
+                {
                     os.issued += 1;
                     if i.offer.as_ref().is_some_and(|x| x.suspected) {
                         os.issued_suspected += 1;
@@ -638,14 +643,15 @@ pub fn score(
         })
         .map(|e| e.stockout_id.as_str())
         .collect();
-    os.issued_for_true_stockouts = first_issued
-        .keys()
+    // Counted in offers, as `issued` is.
+    os.issued_for_true_stockouts = issued_ids
+        .values()
         .filter(|id| true_ids.contains(*id))
         .count();
     let checks = score_checks(&p, truth, episodes, checks, &first_issued);
     let days = (p.end_ms - p.start_ms) as f64 / DAY_MS as f64;
     let intervals = bootstrap(
-        &store_tallies(&p, truth, episodes, &first_issued, &true_ids),
+        &store_tallies(&p, truth, episodes, &first_issued, &issued_ids, &true_ids),
         days,
     );
     Report {
@@ -678,7 +684,7 @@ struct StoreTally {
     c_fp: usize,
     c_found: usize,
     c_of: usize,
-    /// Stockouts offered for, and of them those answering a truly empty shelf.
+    /// Offers issued, and of them those answering a truly empty shelf.
     offered: usize,
     offered_true: usize,
 }
@@ -719,6 +725,7 @@ fn store_tallies(
     truth: &[Truth],
     episodes: &[Episode],
     first_issued: &HashMap<&str, i64>,
+    issued: &HashMap<&str, &str>,
     true_ids: &HashSet<&str>,
 ) -> Vec<StoreTally> {
     (0..p.stores)
@@ -746,12 +753,11 @@ fn store_tallies(
                 &truth,
                 first_issued,
             );
-            let offered: Vec<&str> = eps
+            // The store's offers (by offer id) and the stockouts they answer.
+            let offered: Vec<&str> = issued
                 .iter()
-                .map(|e| e.stockout_id.as_str())
-                .filter(|id| first_issued.contains_key(id))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
+                .filter(|(offer, _)| offer.starts_with(&format!("{store}/")))
+                .map(|(_, stockout)| *stockout)
                 .collect();
             let b = &sus.bands;
             StoreTally {

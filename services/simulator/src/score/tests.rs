@@ -387,3 +387,21 @@ fn intervals_come_from_resampling_stores_and_hold_the_whole_weeks_figure() {
             .contains("95 % intervals (bootstrap over the 2 stores")
     );
 }
+
+#[test]
+fn an_episode_offered_twice_counts_two_offers_answering_a_real_stockout() {
+    let truth = vec![truth("S-001", "A", TruthKind::Real, 1, 30, 2.0)];
+    let events = vec![opened("S-001", "A", 1, Kind::Confirmed, 61)];
+    let first = issued("S-001/A/S1", 62, false, (0, 0));
+    let again = OfferEvent {
+        event_id: "S-001/A/S1/offer2:issued".into(),
+        offer_id: "S-001/A/S1/offer2".into(),
+        occurred_at_ms: first.occurred_at_ms + 3 * H,
+        ..first.clone()
+    };
+    let r = score(params(), &truth, &episodes(&events), &[first, again], &[]);
+    assert_eq!(r.offers.issued, 2);
+    assert_eq!(r.offers.issued_for_true_stockouts, 2);
+    assert_eq!(r.offers_true_share(), Some(1.0));
+    assert_eq!(r.intervals.offers_true_share, Some((1.0, 1.0)));
+}
