@@ -448,6 +448,10 @@ pub struct WeekStats {
     /// EMPTY answers booked (the count reached inventory), and phantoms they ended.
     pub checks_booked_empty: u64,
     pub phantoms_checked: u64,
+    /// Checks handed over more than a step after they were asked (the driver saw them late),
+    /// and the longest such lag in simulated minutes.
+    pub checks_handed_late: u64,
+    pub check_lag_max_minutes: i64,
 }
 
 /// A troubled (store, SKU): the warehouse fails its reorders for a while.
@@ -1375,6 +1379,11 @@ impl Week {
             return;
         }
         self.stats.checks_asked += 1;
+        let lag = self.now_ms - c.occurred_at_ms;
+        if lag > self.cfg.step_ms {
+            self.stats.checks_handed_late += 1;
+        }
+        self.stats.check_lag_max_minutes = self.stats.check_lag_max_minutes.max(lag / MINUTE_MS);
         let (lo, hi) = self.cfg.check_answer_after_minutes;
         let after = self.staff_rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
         self.schedule(

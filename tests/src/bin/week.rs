@@ -847,6 +847,10 @@ async fn run(mut week: Week) -> Result<()> {
         st.phantoms_checked
     );
     println!(
+        "check hand-over: {} checks reached the staff more than a step after they were asked, the longest {} simulated minutes late",
+        st.checks_handed_late, st.check_lag_max_minutes
+    );
+    println!(
         "ground truth: real stockouts {}; phantom stockouts {}",
         truth_line(TruthKind::Real),
         truth_line(TruthKind::Phantom)
@@ -862,6 +866,36 @@ async fn run(mut week: Week) -> Result<()> {
         offer_events.len()
     );
     print!("{report}");
+    // Checks that expired: when they were asked (UTC) and the store's hours, to tell a check
+    // asked in a closed store from one the staff were too slow for.
+    let asked: HashMap<&str, i64> = d
+        .check_events
+        .iter()
+        .filter(|c| matches!(c.change, Some(CheckChange::Requested(_))))
+        .map(|c| (c.check_id.as_str(), c.occurred_at_ms))
+        .collect();
+    let hhmm = |t: i64| {
+        let m = t.rem_euclid(DAY_MS) / 60_000;
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let expired: Vec<String> = d
+        .check_events
+        .iter()
+        .filter(|c| matches!(c.change, Some(CheckChange::Expired(_))))
+        .map(|c| {
+            let (o, cl) = hours.get(&c.store_id).copied().unwrap_or(cfg.open_hours);
+            let at = asked.get(c.check_id.as_str()).copied();
+            format!(
+                "{} asked {} expired {} (open {o}-{cl})",
+                c.store_id,
+                at.map_or_else(|| "?".into(), hhmm),
+                hhmm(c.occurred_at_ms)
+            )
+        })
+        .collect();
+    if !expired.is_empty() {
+        println!("expired checks: {}", expired.join("; "));
+    }
     println!("summary: {}", report.summary());
     if c.stalls > 0 && !so_complete {
         bail!("the run stalled; see the warnings above");
