@@ -97,6 +97,18 @@ pub struct Params {
     pub rates: HashMap<(String, String), f64>,
     /// The stores' opening hours (UTC hours `[open, close)`): delays count open hours only.
     pub open_hours: (u32, u32),
+    /// Stores with hours of their own (missing: [`Params::open_hours`]).
+    pub store_hours: HashMap<String, (u32, u32)>,
+}
+
+impl Params {
+    /// The opening hours of `store`.
+    pub fn hours_of(&self, store: &str) -> (u32, u32) {
+        self.store_hours
+            .get(store)
+            .copied()
+            .unwrap_or(self.open_hours)
+    }
 }
 
 /// Open hours between `a` and `b` (UTC ms) for stores open `[open, close)` every day.
@@ -435,8 +447,11 @@ fn score_kind(
         found += 1;
         bucket.0 += 1;
         band.found += 1;
-        band.delays_h
-            .push(((e.opened_ms - t.start_ms).max(0)) as f64 / 3_600_000.0);
+        band.delays_h.push(open_hours_between(
+            t.start_ms,
+            e.opened_ms,
+            p.hours_of(&t.store),
+        ));
         to_episode.push((e.opened_ms - t.start_ms) as f64 / MINUTE_MS as f64);
         if let Some(&at) = first_issued.get(e.stockout_id.as_str()) {
             to_offer.push((at - t.start_ms) as f64 / MINUTE_MS as f64);

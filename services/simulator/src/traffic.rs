@@ -67,6 +67,21 @@ impl Popularity {
         Self { cumulative }
     }
 
+    /// Draws by the given weights (negative or non-finite weights count as 0).
+    pub fn from_weights(weights: &[f64]) -> Self {
+        let mut total = 0.0;
+        let cumulative = weights
+            .iter()
+            .map(|&w| {
+                if w.is_finite() && w > 0.0 {
+                    total += w;
+                }
+                total
+            })
+            .collect();
+        Self { cumulative }
+    }
+
     /// Number of SKUs.
     pub fn len(&self) -> usize {
         self.cumulative.len()

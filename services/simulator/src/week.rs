@@ -100,6 +100,32 @@ pub struct WeekConfig {
     /// The services' `CHECK_EXPIRY_MINUTES`: an answer that would be dated at or after the
     /// expiry is not given (the check expires unanswered).
     pub check_expiry_minutes: i64,
+    /// Share of stores open around the clock (drawn per store, from its own seed); the others
+    /// keep [`WeekConfig::open_hours`]. 0: every store keeps `open_hours`.
+    pub all_day_share: f64,
+    /// Hour-of-week demand: a store's baskets per hour follow a store-wide hour-of-week curve
+    /// ([`traffic_curve`]: quiet mornings, evening peak, busier weekends; its mean over the
+    /// store's open hours is 1), and each basket line is drawn from popularity weighted by its
+    /// category's hour-of-week profile ([`category_profile`]: breakfast items peak mornings,
+    /// dinner items evenings, household and personal care on weekends).
+    pub hour_of_week: bool,
+    /// Store-wide traffic swings: each (store, day) multiplies its baskets per hour by a
+    /// factor ~ Gamma(k, 1/k) (mean 1). `None`: no swings.
+    pub traffic_shape: Option<f64>,
+    /// Phantom onsets as a share of the (store, SKU)s per week: overrides
+    /// [`WeekConfig::phantoms_per_store_day`] with `share * SKUs / 7` when set.
+    pub phantom_sku_share_per_week: Option<f64>,
+    /// Phantoms persist until staff notice them by chance: a constant chance per open hour of
+    /// the store, with this median (in open hours). The noticed phantom ends as before (goods
+    /// found with [`WeekConfig::phantom_found_share`], else a COUNT), unless a shelf check's
+    /// count ended it first. Replaces `phantom_found_after_hours` / `phantom_count_after_hours`.
+    /// `None`: those fixed ranges.
+    pub phantom_notice_median_open_hours: Option<f64>,
+    /// New SKUs without history: this many catalogue SKUs are launched during the week, in
+    /// every store at the same moment (a uniform time between the end of the first day and
+    /// two days before the end): before it no stock, no count, no sale; at it a COUNT puts
+    /// the first stock on the shelf and the books.
+    pub new_skus: usize,
 }
 
 impl Default for WeekConfig {
@@ -128,11 +154,147 @@ impl Default for WeekConfig {
             check_error_rate: 0.02,
             check_answer_after_minutes: (5, 20),
             check_expiry_minutes: 45,
+            all_day_share: 0.0,
+            hour_of_week: false,
+            traffic_shape: None,
+            phantom_sku_share_per_week: None,
+            phantom_notice_median_open_hours: None,
+            new_skus: 0,
+        }
+    }
+}
+
+/// Category of a product family, for the hour-of-week demand profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Coffee, tea, cereal, bread, milk, juice, spreads: bought for the morning.
+    Breakfast,
+    /// Pasta, sauces, oils, rice, snacks, canned fish, drinks: bought for dinner.
+    Dinner,
+    /// Personal care, baby, household, apparel: the weekend shopping trip.
+    Household,
+}
+
+/// The category of a catalogue family (see `catalog.rs`).
+pub fn category_of(family: &str) -> Category {
+    const BREAKFAST: &[&str] = &[
+        "coffee-beans",
+        "coffee-filters",
+        "tea",
+        "honey",
+        "cereal",
+        "peanut-butter",
+        "jam",
+        "bread",
+        "milk",
+        "oat-milk",
+        "yogurt",
+        "orange-juice",
+    ];
+    const DINNER: &[&str] = &[
+        "coconut-oil",
+        "olive-oil",
+        "balsamic-vinegar",
+        "soy-sauce",
+        "pasta",
+        "tomato-sauce",
+        "rice",
+        "flour",
+        "sugar",
+        "tortilla-chips",
+        "salsa",
+        "canned-tuna",
+        "sparkling-water",
+    ];
+    if BREAKFAST.contains(&family) {
+        Category::Breakfast
+    } else if DINNER.contains(&family) {
+        Category::Dinner
+    } else {
+        Category::Household
+    }
+}
+
+/// Hour of the week of `t` (UTC ms): 0 is Monday 00:00-01:00, 167 Sunday 23:00-24:00.
+pub fn hour_of_week(t: i64) -> usize {
+    let day = t.div_euclid(24 * HOUR_MS);
+    let dow = (day + 3).rem_euclid(7); // 1970-01-01 was a Thursday
+    (dow * 24 + t.rem_euclid(24 * HOUR_MS) / HOUR_MS) as usize
+}
+
+fn is_weekend(how: usize) -> bool {
+    how >= 5 * 24
+}
+
+/// Store-wide traffic by hour of week (relative; normalised per store over its open hours):
+/// quiet nights and early mornings, a lunch bump, the evening peak, weekends busier.
+pub fn traffic_curve(how: usize) -> f64 {
+    const BY_HOUR: [f64; 24] = [
+        0.15, 0.1, 0.1, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2, 1.1, 1.0, 1.0, 1.2, 1.6,
+        1.7, 1.4, 1.0, 0.7, 0.4, 0.25,
+    ];
+    let base = BY_HOUR[how % 24];
+    if is_weekend(how) { base * 1.3 } else { base }
+}
+
+/// A category's demand by hour of week (relative, multiplies each SKU's share of basket lines).
+pub fn category_profile(c: Category, how: usize) -> f64 {
+    let h = how % 24;
+    let weekend = is_weekend(how);
+    match c {
+        Category::Breakfast => {
+            let peak = if weekend { 8..12 } else { 6..10 };
+            if peak.contains(&h) {
+                2.0
+            } else if (16..20).contains(&h) {
+                0.9
+            } else {
+                0.6
+            }
+        }
+        Category::Dinner => {
+            if (16..21).contains(&h) {
+                1.8
+            } else if (11..14).contains(&h) {
+                1.1
+            } else if h < 11 {
+                0.5
+            } else {
+                0.8
+            }
+        }
+        Category::Household => {
+            if weekend {
+                1.6
+            } else {
+                0.9
+            }
         }
     }
 }
 
 impl WeekConfig {
+    /// "A week that looks like a real store": 85 % of stores open 07-22 and 15 % around the
+    /// clock, hour-of-week demand by category and a store-wide traffic curve, daily traffic
+    /// swings per store (Gamma k = 20), overdispersed daily demand per SKU (k = 10), phantom
+    /// onsets at 1.5 % of the (store, SKU)s a week that persist until staff notice them (median
+    /// 45 open hours, about three days of a 07-22 store) or a check or count finds them, and
+    /// 3 new SKUs launched mid-week. Everything else as [`WeekConfig::default`].
+    pub fn realistic() -> Self {
+        Self {
+            open_hours: (7, 22),
+            all_day_share: 0.15,
+            hour_of_week: true,
+            traffic_shape: Some(20.0),
+            dispersion: Some(10.0),
+            phantom_sku_share_per_week: Some(0.015),
+            phantom_notice_median_open_hours: Some(45.0),
+            phantom_found_share: 0.5,
+            new_skus: 3,
+            ..Self::default()
+        }
+    }
+
     /// End of the simulated time (exclusive), UTC ms.
     pub fn end_ms(&self) -> i64 {
         self.start_ms + i64::from(self.days) * 24 * HOUR_MS
@@ -169,6 +331,27 @@ impl WeekConfig {
             && !(k.is_finite() && k >= 1.0)
         {
             return Err(format!("the dispersion shape must be >= 1, got {k}"));
+        }
+        if let Some(k) = self.traffic_shape
+            && !(k.is_finite() && k >= 1.0)
+        {
+            return Err(format!("the traffic swing shape must be >= 1, got {k}"));
+        }
+        if !(0.0..=1.0).contains(&self.all_day_share) {
+            return Err(format!(
+                "the share of 24 h stores must be in [0, 1], got {}",
+                self.all_day_share
+            ));
+        }
+        if let Some(x) = self.phantom_sku_share_per_week
+            && !(0.0..=1.0).contains(&x)
+        {
+            return Err(format!("the phantom share must be in [0, 1], got {x}"));
+        }
+        if let Some(m) = self.phantom_notice_median_open_hours
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(format!("the phantom notice median must be > 0, got {m}"));
         }
         if !(0.0..=1.0).contains(&self.check_error_rate) {
             return Err(format!(
@@ -265,6 +448,10 @@ pub struct WeekStats {
     /// EMPTY answers booked (the count reached inventory), and phantoms they ended.
     pub checks_booked_empty: u64,
     pub phantoms_checked: u64,
+    /// Checks handed over more than a step after they were asked (the driver saw them late),
+    /// and the longest such lag in simulated minutes.
+    pub checks_handed_late: u64,
+    pub check_lag_max_minutes: i64,
 }
 
 /// A troubled (store, SKU): the warehouse fails its reorders for a while.
@@ -316,6 +503,8 @@ struct Item {
     /// Open truth intervals: since when.
     real_since: Option<i64>,
     phantom_since: Option<i64>,
+    /// A new SKU: launched at this time (UTC ms); before it, nothing (0 for the others).
+    launch_ms: i64,
 }
 
 /// Things that happen at a step start, in time order.
@@ -337,6 +526,10 @@ enum Action {
         sku: usize,
         generation: u32,
     },
+    /// A new SKU is launched in every store: its first stock is counted onto the shelf.
+    Launch {
+        sku: usize,
+    },
     /// Staff answer a shelf check (from the truth when they answer).
     CheckAnswer {
         store: usize,
@@ -354,6 +547,10 @@ struct Store {
     id: String,
     /// Baskets per hour (the mean times 0.7-1.3).
     baskets_per_hour: f64,
+    /// Opening hours, UTC `[open, close)`.
+    open: (u32, u32),
+    /// Mean of [`traffic_curve`] over the store's open hours of a week (1 without it).
+    curve_norm: f64,
     /// When the next basket comes (UTC ms).
     next_basket_ms: i64,
     /// Baskets so far (basket ids).
@@ -369,6 +566,11 @@ pub struct Week {
     catalog: Vec<Product>,
     /// Chain-wide popularity (one best-seller list for every store).
     popularity: Popularity,
+    /// With [`WeekConfig::hour_of_week`]: the popularity of each hour of the week (the
+    /// chain-wide weights times the category profiles); empty otherwise.
+    hour_pop: Vec<Popularity>,
+    /// Expected sale lines per open hour of each (store, SKU) on the shelf.
+    rates: Vec<Vec<f64>>,
     stores: Vec<Store>,
     /// `items[store][sku index]`.
     items: Vec<Vec<Item>>,
@@ -416,11 +618,37 @@ impl Week {
             p.order_up_to = rp + cycle;
         }
         let (start, end) = (cfg.start_ms, cfg.end_ms());
+        let hour_pop: Vec<Popularity> = if cfg.hour_of_week {
+            let cats: Vec<Category> = catalog.iter().map(|p| category_of(&p.family)).collect();
+            (0..168)
+                .map(|how| {
+                    let w: Vec<f64> = (0..catalog.len())
+                        .map(|i| popularity.share(i) * category_profile(cats[i], how))
+                        .collect();
+                    Popularity::from_weights(&w)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut stores = Vec::new();
         let mut items = Vec::new();
         for s in 0..cfg.stores {
             let mut srng = StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_5000 + s as u64));
             let rate = cfg.baskets_per_hour * srng.random_range(0.7..=1.3);
+            // Its own stream, so that the default week's draws are unchanged.
+            let all_day = cfg.all_day_share > 0.0
+                && StdRng::seed_from_u64(mix_seed(cfg.seed, 0x3EE4_24B0 + s as u64))
+                    .random_bool(cfg.all_day_share);
+            let open = if all_day { (0, 24) } else { cfg.open_hours };
+            let open_how: Vec<usize> = (0..168)
+                .filter(|how| (open.0..open.1).contains(&((how % 24) as u32)))
+                .collect();
+            let curve_norm = if cfg.hour_of_week {
+                open_how.iter().map(|&h| traffic_curve(h)).sum::<f64>() / open_how.len() as f64
+            } else {
+                1.0
+            };
             let first = start + 1 + next_gap_ms(&mut srng, rate);
             items.push(
                 catalog
@@ -438,12 +666,42 @@ impl Week {
             stores.push(Store {
                 id: store_id(s),
                 baskets_per_hour: rate,
+                open,
+                curve_norm,
                 next_basket_ms: first,
                 seq: 0,
                 rng: srng,
             });
         }
+        let lines_per_basket = 1.0 + traffic::EXTRA_LINES_MEAN;
+        let rates: Vec<Vec<f64>> = stores
+            .iter()
+            .map(|st| {
+                (0..catalog.len())
+                    .map(|i| {
+                        if hour_pop.is_empty() {
+                            st.baskets_per_hour * lines_per_basket * popularity.share(i)
+                        } else {
+                            // The mean over the store's open hours of the week.
+                            let open: Vec<usize> = (0..168)
+                                .filter(|h| (st.open.0..st.open.1).contains(&((h % 24) as u32)))
+                                .collect();
+                            open.iter()
+                                .map(|&h| {
+                                    st.baskets_per_hour * traffic_curve(h) / st.curve_norm
+                                        * lines_per_basket
+                                        * hour_pop[h].share(i)
+                                })
+                                .sum::<f64>()
+                                / open.len() as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         let mut week = Self {
+            hour_pop,
+            rates,
             store_index: stores
                 .iter()
                 .enumerate()
@@ -498,10 +756,35 @@ impl Week {
                     }
                 }
             }
-            for _ in 0..per_store(week.cfg.phantoms_per_store_day, week.cfg.days) {
+            let phantoms_per_store_day = match week.cfg.phantom_sku_share_per_week {
+                Some(x) => x * week.catalog.len() as f64 / 7.0,
+                None => week.cfg.phantoms_per_store_day,
+            };
+            for _ in 0..per_store(phantoms_per_store_day, week.cfg.days) {
                 let at = span(&mut week.rng, start + 6 * HOUR_MS, end - 2 * HOUR_MS);
                 week.schedule(at, Action::PhantomStart { store: s });
             }
+        }
+        // New SKUs: no stock, no books until their launch.
+        let mut nrng = StdRng::seed_from_u64(mix_seed(week.cfg.seed, 0x3EE4_0E05));
+        let n = week.catalog.len();
+        let mut launched = HashSet::new();
+        while launched.len() < week.cfg.new_skus.min(n) {
+            let i = nrng.random_range(0..n);
+            if !launched.insert(i) {
+                continue;
+            }
+            let at = span(&mut nrng, start + 24 * HOUR_MS, end - 48 * HOUR_MS);
+            // At a step start (where the launch's count is published).
+            let step = week.cfg.step_ms;
+            let at = start + (at - start + step - 1) / step * step;
+            for s in 0..week.cfg.stores {
+                week.items[s][i] = Item {
+                    launch_ms: at,
+                    ..Item::default()
+                };
+            }
+            week.schedule(at, Action::Launch { sku: i });
         }
         Ok(week)
     }
@@ -524,6 +807,9 @@ impl Week {
         let mut b = Batch::default();
         for (s, store) in self.stores.iter().enumerate() {
             for (i, p) in self.catalog.iter().enumerate() {
+                if self.items[s][i].launch_ms > self.cfg.start_ms {
+                    continue; // a new SKU: counted at its launch
+                }
                 let n = self.items[s][i].books;
                 let m = movement(
                     format!("wk-open-{}-{i}", store.id),
@@ -541,20 +827,116 @@ impl Week {
         b
     }
 
-    /// Whether the stores are open at `t` (UTC ms).
-    pub fn is_open(&self, t: i64) -> bool {
+    /// Whether store `s` is open at `t` (UTC ms).
+    pub fn is_open(&self, s: usize, t: i64) -> bool {
         let h = (t.rem_euclid(24 * HOUR_MS) / HOUR_MS) as u32;
-        h >= self.cfg.open_hours.0 && h < self.cfg.open_hours.1
+        let (open, close) = self.stores[s].open;
+        h >= open && h < close
     }
 
-    /// The next opening at or after `t` (`t` itself when open).
-    fn next_open(&self, t: i64) -> i64 {
-        if self.is_open(t) {
+    /// The opening hours of every store, UTC `[open, close)`, for the score.
+    pub fn store_hours(&self) -> HashMap<String, (u32, u32)> {
+        self.stores.iter().map(|s| (s.id.clone(), s.open)).collect()
+    }
+
+    /// The launch time of each new SKU (see [`WeekConfig::new_skus`]).
+    pub fn new_skus(&self) -> Vec<(String, i64)> {
+        let Some(first) = self.items.first() else {
+            return Vec::new();
+        };
+        first
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.launch_ms > self.cfg.start_ms)
+            .map(|(i, it)| (self.catalog[i].sku.clone(), it.launch_ms))
+            .collect()
+    }
+
+    /// The next opening of store `s` at or after `t` (`t` itself when open).
+    fn next_open(&self, s: usize, t: i64) -> i64 {
+        if self.is_open(s, t) {
             return t;
         }
         let day = t.div_euclid(24 * HOUR_MS) * 24 * HOUR_MS;
-        let open = day + i64::from(self.cfg.open_hours.0) * HOUR_MS;
+        let open = day + i64::from(self.stores[s].open.0) * HOUR_MS;
         if open > t { open } else { open + 24 * HOUR_MS }
+    }
+
+    /// The store-wide traffic factor of store `s` on the day of `t` (see
+    /// [`WeekConfig::traffic_shape`]), drawn from its own seed.
+    pub fn traffic_factor(&self, s: usize, t: i64) -> f64 {
+        let Some(k) = self.cfg.traffic_shape else {
+            return 1.0;
+        };
+        let day = t.div_euclid(24 * HOUR_MS) as u64;
+        let salt = ((s as u64) << 40) ^ day;
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.cfg.seed, 0x7AFF_0000 ^ salt));
+        gamma_mean1(&mut rng, k)
+    }
+
+    /// Baskets per hour of store `s` at `t`: 0 when closed; the hour-of-week curve and the
+    /// day's traffic factor when on.
+    pub fn basket_rate(&self, s: usize, t: i64) -> f64 {
+        if !self.is_open(s, t) {
+            return 0.0;
+        }
+        let st = &self.stores[s];
+        let mut r = st.baskets_per_hour * self.traffic_factor(s, t);
+        if self.cfg.hour_of_week {
+            r *= traffic_curve(hour_of_week(t)) / st.curve_norm;
+        }
+        r
+    }
+
+    /// The next basket of store `s` after `t` for a rate that is constant within each hour
+    /// (exponential gaps redrawn at each hour boundary: the process is memoryless).
+    fn next_arrival(&mut self, s: usize, t: i64) -> i64 {
+        let mut cur = t;
+        let limit = self.cfg.end_ms() + 48 * HOUR_MS;
+        let mut factor = (i64::MIN, 1.0);
+        while cur < limit {
+            let hour_end = (cur.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+            let day = cur.div_euclid(24 * HOUR_MS);
+            if factor.0 != day {
+                factor = (day, self.traffic_factor(s, cur));
+            }
+            let rate = if self.is_open(s, cur) {
+                let st = &self.stores[s];
+                let mut r = st.baskets_per_hour * factor.1;
+                if self.cfg.hour_of_week {
+                    r *= traffic_curve(hour_of_week(cur)) / st.curve_norm;
+                }
+                r
+            } else {
+                0.0
+            };
+            if rate > 0.0 {
+                let gap = next_gap_ms(&mut self.stores[s].rng, rate).max(1);
+                if cur + gap < hour_end {
+                    return cur + gap;
+                }
+            }
+            cur = hour_end;
+        }
+        i64::MAX / 4
+    }
+
+    /// The time after `t` when store `s` has been open `hours` hours.
+    fn after_open_hours(&self, s: usize, t: i64, hours: f64) -> i64 {
+        let mut left = (hours * HOUR_MS as f64) as i64;
+        let mut cur = t;
+        let limit = self.cfg.end_ms() + 24 * HOUR_MS;
+        while cur < limit {
+            let hour_end = (cur.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+            if self.is_open(s, cur) {
+                if left < hour_end - cur {
+                    return cur + left;
+                }
+                left -= hour_end - cur;
+            }
+            cur = hour_end;
+        }
+        limit + left
     }
 
     /// The day's demand factor of (s, i) (see [`WeekConfig::dispersion`]), drawn from its own
@@ -585,9 +967,7 @@ impl Week {
 
     /// Expected sale lines per hour of `sku` in store `s` while it is on the shelf.
     fn sales_per_hour(&self, s: usize, i: usize) -> f64 {
-        self.stores[s].baskets_per_hour
-            * (1.0 + traffic::EXTRA_LINES_MEAN)
-            * self.popularity.share(i)
+        self.rates[s][i]
     }
 
     fn schedule(&mut self, at_ms: i64, action: Action) {
@@ -722,7 +1102,7 @@ impl Week {
             for s in 0..self.stores.len() {
                 for i in 0..self.catalog.len() {
                     let item = &self.items[s][i];
-                    if item.books > 0 {
+                    if item.books > 0 || item.launch_ms > t {
                         continue;
                     }
                     let n = item.shelf.max(0);
@@ -825,7 +1205,26 @@ impl Week {
                     let found = self
                         .rng
                         .random_bool(self.cfg.phantom_found_share.clamp(0.0, 1.0));
-                    if found {
+                    if let Some(median) = self.cfg.phantom_notice_median_open_hours {
+                        // A chance per open hour: exponential in open hours.
+                        let u: f64 = self.rng.random();
+                        let hours = -(1.0 - u).ln() * median / std::f64::consts::LN_2;
+                        let at = self.after_open_hours(s, t, hours);
+                        let action = if found {
+                            Action::PhantomFound {
+                                store: s,
+                                sku: i,
+                                generation,
+                            }
+                        } else {
+                            Action::PhantomCount {
+                                store: s,
+                                sku: i,
+                                generation,
+                            }
+                        };
+                        self.schedule(at, action);
+                    } else if found {
                         let at = t + uniform_ms(&mut self.rng, self.cfg.phantom_found_after_hours);
                         self.schedule(
                             at,
@@ -890,6 +1289,29 @@ impl Week {
                 b.expected.push((m.event_id.clone(), m.sku.clone(), n));
                 b.movements.push(m);
                 self.observe(s, i, t);
+            }
+            Action::Launch { sku: i } => {
+                let p = &self.catalog[i];
+                let (rp, out) = (p.reorder_point, p.order_up_to);
+                for s in 0..self.stores.len() {
+                    let n = self.rng.random_range(rp + 1..=out.max(rp + 1));
+                    let item = &mut self.items[s][i];
+                    item.shelf = n;
+                    item.books = n;
+                    item.books_at_ms = t;
+                    let m = movement(
+                        format!("wk-launch-{}-{i}", self.stores[s].id),
+                        t,
+                        &self.stores[s].id,
+                        &self.catalog[i].sku,
+                        MovementKind::Count,
+                        n,
+                        "new product: first stock counted",
+                    );
+                    b.expected.push((m.event_id.clone(), m.sku.clone(), n));
+                    b.movements.push(m);
+                    self.observe(s, i, t);
+                }
             }
             Action::CheckAnswer {
                 store: s,
@@ -957,6 +1379,11 @@ impl Week {
             return;
         }
         self.stats.checks_asked += 1;
+        let lag = self.now_ms - c.occurred_at_ms;
+        if lag > self.cfg.step_ms {
+            self.stats.checks_handed_late += 1;
+        }
+        self.stats.check_lag_max_minutes = self.stats.check_lag_max_minutes.max(lag / MINUTE_MS);
         let (lo, hi) = self.cfg.check_answer_after_minutes;
         let after = self.staff_rng.random_range(lo..=hi.max(lo)) * MINUTE_MS;
         self.schedule(
@@ -1001,24 +1428,41 @@ impl Week {
                 if at >= to {
                     break;
                 }
-                if !self.is_open(at) {
-                    let open = self.next_open(at);
+                let varying = self.cfg.hour_of_week || self.cfg.traffic_shape.is_some();
+                if varying {
+                    // A rate that changes by the hour (0 while closed).
+                    if !self.is_open(s, at) {
+                        let next = self.next_arrival(s, at);
+                        self.stores[s].next_basket_ms = next;
+                        continue;
+                    }
+                    let next = self.next_arrival(s, at);
+                    self.stores[s].next_basket_ms = next;
+                } else {
+                    if !self.is_open(s, at) {
+                        let open = self.next_open(s, at);
+                        let store = &mut self.stores[s];
+                        store.next_basket_ms =
+                            open + next_gap_ms(&mut store.rng, store.baskets_per_hour).max(1);
+                        continue;
+                    }
                     let store = &mut self.stores[s];
-                    store.next_basket_ms =
-                        open + next_gap_ms(&mut store.rng, store.baskets_per_hour).max(1);
-                    continue;
+                    let gap = next_gap_ms(&mut store.rng, store.baskets_per_hour);
+                    store.next_basket_ms = at + gap.max(1);
                 }
+                let popularity = if self.hour_pop.is_empty() {
+                    &self.popularity
+                } else {
+                    &self.hour_pop[hour_of_week(at)]
+                };
                 let store = &mut self.stores[s];
-                let gap = next_gap_ms(&mut store.rng, store.baskets_per_hour);
-                store.next_basket_ms = at + gap.max(1);
-                let wanted = traffic::basket(
-                    &mut store.rng,
-                    &self.popularity,
-                    traffic::EXTRA_LINES_MEAN,
-                    |_| 2,
-                );
+                let wanted =
+                    traffic::basket(&mut store.rng, popularity, traffic::EXTRA_LINES_MEAN, |_| 2);
                 let mut lines = Vec::new();
                 for l in wanted {
+                    if self.items[s][l.index].launch_ms > at {
+                        continue; // not on sale yet
+                    }
                     if self.cfg.dispersion.is_some() {
                         let m = self.day_factor(s, l.index, at);
                         if m < 1.0 && !self.stores[s].rng.random_bool(m.max(0.0)) {

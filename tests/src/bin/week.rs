@@ -86,6 +86,13 @@ struct Cli {
     /// none for Poisson demand.
     #[arg(long)]
     dispersion: Option<f64>,
+    /// "A week that looks like a real store" (`WeekConfig::realistic`): 85 % of the stores open
+    /// 07-22 and 15 % around the clock, hour-of-week demand by category, daily traffic swings,
+    /// overdispersed demand (k = 10; `--dispersion` overrides it), phantom onsets at 1.5 % of
+    /// the (store, SKU)s a week that persist until noticed, 3 new SKUs launched mid-week.
+    /// `--open-hours` and `--phantoms-per-store-day` are then the preset's.
+    #[arg(long)]
+    realistic: bool,
 }
 
 fn hours(s: &str) -> Result<(u32, u32), String> {
@@ -113,18 +120,33 @@ async fn main() -> Result<()> {
     }
     // Whole UTC days ending today at midnight: every event time lies in the past.
     let today = fixtures::now_ms().div_euclid(DAY_MS) * DAY_MS;
-    let cfg = WeekConfig {
-        seed: cli.seed,
-        stores: cli.stores,
-        days: cli.days,
-        start_ms: today - i64::from(cli.days) * DAY_MS,
-        step_ms: cli.step_minutes * 60_000,
-        baskets_per_hour: cli.baskets_per_hour,
-        troubled_per_store_day: cli.troubled_per_store_day,
-        phantoms_per_store_day: cli.phantoms_per_store_day,
-        open_hours: cli.open_hours,
-        dispersion: cli.dispersion,
-        ..WeekConfig::default()
+    let cfg = if cli.realistic {
+        let preset = WeekConfig::realistic();
+        WeekConfig {
+            seed: cli.seed,
+            stores: cli.stores,
+            days: cli.days,
+            start_ms: today - i64::from(cli.days) * DAY_MS,
+            step_ms: cli.step_minutes * 60_000,
+            baskets_per_hour: cli.baskets_per_hour,
+            troubled_per_store_day: cli.troubled_per_store_day,
+            dispersion: cli.dispersion.or(preset.dispersion),
+            ..preset
+        }
+    } else {
+        WeekConfig {
+            seed: cli.seed,
+            stores: cli.stores,
+            days: cli.days,
+            start_ms: today - i64::from(cli.days) * DAY_MS,
+            step_ms: cli.step_minutes * 60_000,
+            baskets_per_hour: cli.baskets_per_hour,
+            troubled_per_store_day: cli.troubled_per_store_day,
+            phantoms_per_store_day: cli.phantoms_per_store_day,
+            open_hours: cli.open_hours,
+            dispersion: cli.dispersion,
+            ..WeekConfig::default()
+        }
     };
     let week = Week::new(cfg).map_err(anyhow::Error::msg)?;
     run(week).await
@@ -714,6 +736,7 @@ async fn run(mut week: Week) -> Result<()> {
             fast_seller_per_hour: 1.0,
             rates,
             open_hours: cfg.open_hours,
+            store_hours: week.store_hours(),
         },
         &truth,
         &episodes,
@@ -743,6 +766,50 @@ async fn run(mut week: Week) -> Result<()> {
         ready.as_secs_f64(),
         (simulated - ready).as_secs_f64(),
         (drained - simulated).as_secs_f64()
+    );
+    let hours = week.store_hours();
+    let all_day = hours.values().filter(|&&h| h == (0, 24)).count();
+    println!(
+        "model: {}; {all_day} of {} stores open around the clock, the others {}-{}; hour-of-week demand {}; daily traffic swings {}; daily demand dispersion {}; phantoms {}; new SKUs {}",
+        if cfg.hour_of_week {
+            "realistic preset"
+        } else {
+            "default week"
+        },
+        hours.len(),
+        cfg.open_hours.0,
+        cfg.open_hours.1,
+        if cfg.hour_of_week { "on" } else { "off" },
+        cfg.traffic_shape
+            .map_or_else(|| "off".into(), |k| format!("Gamma k = {k}")),
+        cfg.dispersion
+            .map_or_else(|| "off (Poisson)".into(), |k| format!("Gamma k = {k}")),
+        match (
+            cfg.phantom_sku_share_per_week,
+            cfg.phantom_notice_median_open_hours
+        ) {
+            (Some(x), Some(m)) => format!(
+                "{:.1} % of (store, SKU)s a week, noticed after a median {m} open hours",
+                x * 100.0
+            ),
+            _ => format!("{} per store-day", cfg.phantoms_per_store_day),
+        },
+        {
+            let n = week.new_skus();
+            if n.is_empty() {
+                "none".to_owned()
+            } else {
+                n.iter()
+                    .map(|(sku, at)| {
+                        format!(
+                            "{sku} from day {:.2}",
+                            (at - cfg.start_ms) as f64 / DAY_MS as f64
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        }
     );
     let published = c.sales + c.movements + c.outcomes + c.products + c.responses;
     println!(
@@ -780,6 +847,10 @@ async fn run(mut week: Week) -> Result<()> {
         st.phantoms_checked
     );
     println!(
+        "check hand-over: {} checks reached the staff more than a step after they were asked, the longest {} simulated minutes late",
+        st.checks_handed_late, st.check_lag_max_minutes
+    );
+    println!(
         "ground truth: real stockouts {}; phantom stockouts {}",
         truth_line(TruthKind::Real),
         truth_line(TruthKind::Phantom)
@@ -795,6 +866,36 @@ async fn run(mut week: Week) -> Result<()> {
         offer_events.len()
     );
     print!("{report}");
+    // Checks that expired: when they were asked (UTC) and the store's hours, to tell a check
+    // asked in a closed store from one the staff were too slow for.
+    let asked: HashMap<&str, i64> = d
+        .check_events
+        .iter()
+        .filter(|c| matches!(c.change, Some(CheckChange::Requested(_))))
+        .map(|c| (c.check_id.as_str(), c.occurred_at_ms))
+        .collect();
+    let hhmm = |t: i64| {
+        let m = t.rem_euclid(DAY_MS) / 60_000;
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let expired: Vec<String> = d
+        .check_events
+        .iter()
+        .filter(|c| matches!(c.change, Some(CheckChange::Expired(_))))
+        .map(|c| {
+            let (o, cl) = hours.get(&c.store_id).copied().unwrap_or(cfg.open_hours);
+            let at = asked.get(c.check_id.as_str()).copied();
+            format!(
+                "{} asked {} expired {} (open {o}-{cl})",
+                c.store_id,
+                at.map_or_else(|| "?".into(), hhmm),
+                hhmm(c.occurred_at_ms)
+            )
+        })
+        .collect();
+    if !expired.is_empty() {
+        println!("expired checks: {}", expired.join("; "));
+    }
     println!("summary: {}", report.summary());
     if c.stalls > 0 && !so_complete {
         bail!("the run stalled; see the warnings above");

@@ -19,6 +19,7 @@ fn params() -> Params {
         fast_seller_per_hour: 1.0,
         rates: HashMap::new(),
         open_hours: (0, 24),
+        store_hours: HashMap::new(),
     }
 }
 
@@ -224,6 +225,28 @@ fn delays_count_open_hours_only() {
     // From 20:00 to 09:00 next day, open 07-22: 2 h + 2 h.
     assert_eq!(open_hours_between(20 * h, day + 9 * h, (7, 22)), 4.0);
     assert_eq!(open_hours_between(23 * h, day + 6 * h, (7, 22)), 0.0);
+}
+
+#[test]
+fn each_store_delays_count_its_own_open_hours() {
+    // The same 8 h wait from 20:00 to 04:00 for a phantom in two stores: a store open 07-22
+    // was open 2 of those hours, a 24 h store all 8.
+    let truth = vec![
+        truth("S1", "A", TruthKind::Phantom, 20, 30, 2.0),
+        truth("S2", "A", TruthKind::Phantom, 20, 30, 2.0),
+    ];
+    let ev = vec![
+        opened("S1", "A", 1, Kind::Suspected, 28 * 60),
+        opened("S2", "A", 1, Kind::Suspected, 28 * 60),
+    ];
+    let mut p = params();
+    p.open_hours = (7, 22);
+    p.store_hours.insert("S2".into(), (0, 24));
+    assert_eq!(p.hours_of("S1"), (7, 22));
+    let r = score(p, &truth, &episodes(&ev), &[], &[]);
+    let mut d = r.suspected.bands[0].delays_h.clone();
+    d.sort_by(f64::total_cmp);
+    assert_eq!(d, [2.0, 8.0]);
 }
 
 fn check(store: &str, sku: &str, step: &str, at_min: i64, change: CheckChange) -> ShelfCheckEvent {

@@ -534,3 +534,270 @@ fn a_stocked_shelf_is_there_a_wrong_answer_comes_at_the_error_rate_and_late_chec
         .is_err()
     );
 }
+
+/// The realistic preset for `stores` stores and `days` days, without the causes that a test
+/// does not look at.
+fn realistic(stores: usize, days: u32) -> WeekConfig {
+    WeekConfig {
+        stores,
+        days,
+        ..WeekConfig::realistic()
+    }
+}
+
+#[test]
+fn the_default_week_keeps_its_model_and_the_preset_checks() {
+    let d = WeekConfig::default();
+    assert_eq!(d.all_day_share, 0.0);
+    assert!(!d.hour_of_week);
+    assert_eq!(d.traffic_shape, None);
+    assert_eq!(d.phantom_sku_share_per_week, None);
+    assert_eq!(d.phantom_notice_median_open_hours, None);
+    assert_eq!(d.new_skus, 0);
+    let w = Week::new(d).unwrap();
+    assert!(w.store_hours().values().all(|&h| h == (0, 24)));
+    assert!(w.new_skus().is_empty());
+    assert!(WeekConfig::realistic().check().is_ok());
+    for bad in [
+        WeekConfig {
+            all_day_share: 1.5,
+            ..WeekConfig::realistic()
+        },
+        WeekConfig {
+            traffic_shape: Some(0.5),
+            ..WeekConfig::realistic()
+        },
+        WeekConfig {
+            phantom_sku_share_per_week: Some(-0.1),
+            ..WeekConfig::realistic()
+        },
+        WeekConfig {
+            phantom_notice_median_open_hours: Some(0.0),
+            ..WeekConfig::realistic()
+        },
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn about_15_percent_of_stores_are_open_around_the_clock_the_others_07_to_22() {
+    let w = Week::new(realistic(400, 1)).unwrap();
+    let hours = w.store_hours();
+    let all_day = hours.values().filter(|&&h| h == (0, 24)).count();
+    assert_eq!(
+        hours.values().filter(|&&h| h == (7, 22)).count() + all_day,
+        400
+    );
+    let share = all_day as f64 / 400.0;
+    assert!((0.10..=0.20).contains(&share), "{share}");
+    // Seeded per store: the same again.
+    assert_eq!(Week::new(realistic(400, 1)).unwrap().store_hours(), hours);
+}
+
+#[test]
+fn a_store_sells_only_in_its_own_hours_and_a_24_hour_store_sells_at_night() {
+    let mut w = Week::new(WeekConfig {
+        troubled_per_store_day: 0.0,
+        phantom_sku_share_per_week: Some(0.0),
+        new_skus: 0,
+        ..realistic(12, 2)
+    })
+    .unwrap();
+    let hours = w.store_hours();
+    assert!(hours.values().any(|&h| h == (0, 24)), "{hours:?}");
+    let (start, end) = (w.cfg.start_ms, w.cfg.end_ms());
+    let b = run(&mut w, start, end);
+    let mut night = 0;
+    for s in &b.sales {
+        let h = (s.occurred_at_ms.rem_euclid(24 * HOUR_MS) / HOUR_MS) as u32;
+        let (open, close) = hours[&s.store_id];
+        assert!((open..close).contains(&h), "{} at {h}:00", s.store_id);
+        if !(7..22).contains(&h) {
+            night += 1;
+        }
+    }
+    assert!(night > 0, "no 24 h store sold at night");
+}
+
+#[test]
+fn hour_of_week_profiles_shape_traffic_and_the_category_mix() {
+    assert_eq!(hour_of_week(START), 2 * 24); // 2025-01-01 was a Wednesday
+    assert_eq!(
+        hour_of_week(START + 4 * 24 * HOUR_MS + 5 * HOUR_MS),
+        6 * 24 + 5
+    );
+    assert!(traffic_curve(18) > 1.5 * traffic_curve(8));
+    assert!(traffic_curve(5 * 24 + 18) > traffic_curve(18)); // Saturday busier
+    let mut w = Week::new(WeekConfig {
+        troubled_per_store_day: 0.0,
+        phantom_sku_share_per_week: Some(0.0),
+        new_skus: 0,
+        all_day_share: 0.0,
+        traffic_shape: None,
+        dispersion: None,
+        ..realistic(4, 2)
+    })
+    .unwrap();
+    // Huge shelves: no line is lost to an empty shelf, so sales are the demand.
+    for items in &mut w.items {
+        for it in items.iter_mut() {
+            it.shelf = 1_000_000;
+            it.books = 1_000_000;
+        }
+    }
+    let (start, end) = (w.cfg.start_ms, w.cfg.end_ms());
+    let b = run(&mut w, start, end);
+    let cat: HashMap<&str, Category> = w
+        .catalog
+        .iter()
+        .map(|p| (p.sku.as_str(), category_of(&p.family)))
+        .collect();
+    let (mut morning, mut evening) = ((0u32, 0u32), (0u32, 0u32)); // (baskets, breakfast lines)
+    let (mut m_lines, mut e_lines) = (0u32, 0u32);
+    for s in &b.sales {
+        let h = s.occurred_at_ms.rem_euclid(24 * HOUR_MS) / HOUR_MS;
+        let bk = s
+            .lines
+            .iter()
+            .filter(|l| cat[l.sku.as_str()] == Category::Breakfast)
+            .count() as u32;
+        let n = s.lines.len() as u32;
+        if (7..10).contains(&h) {
+            morning.0 += 1;
+            morning.1 += bk;
+            m_lines += n;
+        } else if (17..20).contains(&h) {
+            evening.0 += 1;
+            evening.1 += bk;
+            e_lines += n;
+        }
+    }
+    // Evening traffic well above the morning's; breakfast a bigger share of the morning lines.
+    assert!(
+        f64::from(evening.0) > 1.5 * f64::from(morning.0),
+        "{morning:?} {evening:?}"
+    );
+    let m_share = f64::from(morning.1) / f64::from(m_lines);
+    let e_share = f64::from(evening.1) / f64::from(e_lines);
+    assert!(m_share > 1.5 * e_share, "{m_share} {e_share}");
+    // Rates per open hour are still the mean: summed over SKUs about lines per basket x baskets.
+    let rates = w.rates();
+    for st in w.store_ids() {
+        let total: f64 = rates
+            .iter()
+            .filter(|((s, _), _)| *s == st)
+            .map(|(_, r)| r)
+            .sum();
+        let s = w.store_index[&st];
+        let want = w.stores[s].baskets_per_hour * (1.0 + traffic::EXTRA_LINES_MEAN);
+        assert!((total - want).abs() < 1e-6 * want, "{total} {want}");
+    }
+}
+
+#[test]
+fn daily_traffic_factors_have_mean_one_and_move_daily_baskets() {
+    let w = Week::new(realistic(50, 7)).unwrap();
+    let f: Vec<f64> = (0..50)
+        .flat_map(|s| (0..40).map(move |d| (s, d)))
+        .map(|(s, d)| w.traffic_factor(s, START + d * 24 * HOUR_MS + 5 * HOUR_MS))
+        .collect();
+    let mean = f.iter().sum::<f64>() / f.len() as f64;
+    let sd = (f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f.len() as f64).sqrt();
+    assert!((mean - 1.0).abs() < 0.03, "{mean}");
+    assert!((sd - 1.0 / 20f64.sqrt()).abs() < 0.04, "{sd}");
+    // Constant within a day, the same again for the same seed.
+    assert_eq!(
+        w.traffic_factor(3, START),
+        w.traffic_factor(3, START + 23 * HOUR_MS)
+    );
+    let w2 = Week::new(realistic(50, 7)).unwrap();
+    assert_eq!(w.traffic_factor(7, START), w2.traffic_factor(7, START));
+    // Off: 1 everywhere.
+    assert_eq!(quiet(1).traffic_factor(0, START), 1.0);
+    // The basket rate follows it.
+    assert!((w.basket_rate(3, START + 12 * HOUR_MS) / w.traffic_factor(3, START)) > 0.0);
+    let st = &w.stores[3];
+    let want = st.baskets_per_hour * w.traffic_factor(3, START) * traffic_curve(2 * 24 + 12)
+        / st.curve_norm;
+    assert!((w.basket_rate(3, START + 12 * HOUR_MS) - want).abs() < 1e-9);
+}
+
+#[test]
+fn phantom_onsets_hit_1_to_2_percent_of_store_skus_a_week_and_persist_until_noticed() {
+    let w = Week::new(realistic(20, 7)).unwrap();
+    let onsets = w
+        .agenda
+        .values()
+        .filter(|a| matches!(a, Action::PhantomStart { .. }))
+        .count();
+    let share = onsets as f64 / (20 * w.catalog.len()) as f64;
+    assert!((0.01..=0.02).contains(&share), "{onsets} onsets: {share}");
+    // Noticed after open hours only: from 20:00 a 07-22 store is open 2 h, then from 07:00.
+    let s = (0..20).find(|&s| w.stores[s].open == (7, 22)).unwrap();
+    assert_eq!(
+        w.after_open_hours(s, START + 20 * HOUR_MS, 4.0),
+        START + 33 * HOUR_MS
+    );
+    // Run without checks: some phantoms are noticed within the week, some persist to its end.
+    let mut w = Week::new(WeekConfig {
+        troubled_per_store_day: 0.0,
+        new_skus: 0,
+        ..realistic(20, 7)
+    })
+    .unwrap();
+    let (start, end) = (w.cfg.start_ms, w.cfg.end_ms());
+    run(&mut w, start, end);
+    let noticed = w.stats.phantoms_found + w.stats.phantoms_counted;
+    assert!(w.stats.phantoms > 20, "{:?}", w.stats);
+    assert!(noticed > 0 && noticed < w.stats.phantoms, "{:?}", w.stats);
+    let truth = w.finish(end);
+    assert!(
+        truth
+            .iter()
+            .any(|t| t.kind == TruthKind::Phantom && t.end_ms == end)
+    );
+}
+
+#[test]
+fn new_skus_have_no_count_and_no_sale_before_their_launch() {
+    let mut w = Week::new(WeekConfig {
+        troubled_per_store_day: 0.0,
+        phantom_sku_share_per_week: Some(0.0),
+        ..realistic(3, 7)
+    })
+    .unwrap();
+    let new = w.new_skus();
+    assert_eq!(new.len(), 3);
+    let (start, end) = (w.cfg.start_ms, w.cfg.end_ms());
+    for (_, at) in &new {
+        assert!(*at >= start + 24 * HOUR_MS && *at < end - 48 * HOUR_MS);
+    }
+    let open = w.opening_counts();
+    assert!(
+        open.movements
+            .iter()
+            .all(|m| new.iter().all(|(sku, _)| *sku != m.sku))
+    );
+    assert_eq!(open.movements.len(), 3 * (w.catalog.len() - 3));
+    let b = run(&mut w, start, end);
+    for (sku, at) in &new {
+        let counts: Vec<&StockMovement> = b.movements.iter().filter(|m| m.sku == *sku).collect();
+        let first = counts.iter().map(|m| m.occurred_at_ms).min().unwrap();
+        assert_eq!(first, *at, "{sku}");
+        assert!(
+            counts
+                .iter()
+                .filter(|m| m.occurred_at_ms == *at)
+                .all(|m| m.kind == MovementKind::Count as i32 && m.quantity > 0)
+        );
+        let sold: Vec<i64> = b
+            .sales
+            .iter()
+            .filter(|s| s.lines.iter().any(|l| l.sku == *sku))
+            .map(|s| s.occurred_at_ms)
+            .collect();
+        assert!(sold.iter().all(|t| t > at), "{sku} sold before {at}");
+        assert!(!sold.is_empty(), "{sku} never sold");
+    }
+}
