@@ -365,8 +365,13 @@ pub async fn run(sizes: Sizes, exe: PathBuf, progress: bool) -> Result<Report> {
     }
     let mut b = svc.spawn("inventory", &[])?;
     b.ready(WAIT).await?;
-    let started = Instant::now();
+    // Timed from its first stock level of a sale (the start-up is the cold start's figure).
     let mut waiting: BTreeSet<String> = last.into_values().collect();
+    let (first, _) = levels
+        .until::<StockLevel>(WAIT, |l| l.cause == Cause::Sale as i32)
+        .await?;
+    let started = Instant::now();
+    waiting.remove(&first.event_id);
     while !waiting.is_empty() {
         let (l, _) = levels
             .until::<StockLevel>(WAIT, |l| waiting.contains(&l.event_id))
@@ -375,7 +380,7 @@ pub async fn run(sizes: Sizes, exe: PathBuf, progress: bool) -> Result<Report> {
     }
     r.set(
         "inventory_lines_per_s",
-        sizes.lines as f64 / started.elapsed().as_secs_f64(),
+        (sizes.lines - 1) as f64 / started.elapsed().as_secs_f64(),
     );
     let rss_before = b.rss();
 
