@@ -551,3 +551,464 @@ async fn not_ready_while_the_broker_is_down() -> Result<()> {
     );
     Ok(())
 }
+
+/// A shelf check of GOLD-14 requested in `store`, as offer-generator publishes it.
+fn check_requested(
+    store: &str,
+    check_id: &str,
+    expires_at_ms: i64,
+) -> shelfguard_events::floor::ShelfCheckEvent {
+    use shelfguard_events::floor::{CheckRequested, ProductRef, shelf_check_event::Change};
+    check_step(
+        store,
+        check_id,
+        "requested",
+        Change::Requested(CheckRequested {
+            product: Some(ProductRef {
+                sku: "GOLD-14".into(),
+                name: "Coco Gold Coconut Oil".into(),
+                size: "14 oz".into(),
+                price_cents: 799,
+                location: "Aisle 7, shelf 3".into(),
+            }),
+            question: "Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3?".into(),
+            reason: "no sale for 3 h 10 min where about 6 were expected; books say 9 on hand"
+                .into(),
+            on_hand: 9,
+            expires_at_ms,
+        }),
+    )
+}
+
+/// One step `step` of the shelf check `check_id` (event id `<check_id>:<step>`).
+fn check_step(
+    store: &str,
+    check_id: &str,
+    step: &str,
+    change: shelfguard_events::floor::shelf_check_event::Change,
+) -> shelfguard_events::floor::ShelfCheckEvent {
+    shelfguard_events::floor::ShelfCheckEvent {
+        event_id: format!("{check_id}:{step}"),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        check_id: check_id.into(),
+        stockout_id: format!("{store}/GOLD-14/S1"),
+        sku: "GOLD-14".into(),
+        change: Some(change),
+    }
+}
+
+/// Shelf checks: loaded before the channel opens, listed per store with its token, answered
+/// through the API (the answer on `floor.responses.v1` names the check and the finding), pushed
+/// on the stream as `check` events, gone once answered or withdrawn upstream; a bad record on
+/// `floor.checks.v1` is dead-lettered with the reason; answers are counted by finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn shelf_checks_are_listed_streamed_and_answered_per_store() -> Result<()> {
+    use shelfguard_events::floor::{
+        CheckAnswered, CheckWithdrawn, ShelfFinding, shelf_check_event::Change as C,
+    };
+    let env = Env::start("floor_channel_checks").await?;
+    let (c1, c2, s2c) = (
+        "S1/GOLD-14/S1/check",
+        "S1/GOLD-14/S2/check",
+        "S2/GOLD-14/S1/check",
+    );
+    env.publish(FLOOR_CHECKS, "S1", &check_requested("S1", c1, far()))
+        .await?;
+    env.publish(FLOOR_CHECKS, "S2", &check_requested("S2", s2c, far()))
+        .await?;
+    // Expired before the channel starts: never shown.
+    env.publish(
+        FLOOR_CHECKS,
+        "S1",
+        &check_requested("S1", "S1/OLD/S1/check", now_ms() - 1),
+    )
+    .await?;
+    env.publish_raw(FLOOR_CHECKS, "S3", &[0xff, 0xff, 0xff])
+        .await?;
+    let health = format!("127.0.0.1:{}", free_port()?);
+    let ch = start_channel(&env, &[("HEALTH_ADDR", health.as_str())]).await?;
+    let http = reqwest::Client::new();
+    let list = format!("{}/api/stores/S1/checks", ch.base);
+    let answer = |id: &str| {
+        format!(
+            "{}/api/stores/S1/checks/{}/answer",
+            ch.base,
+            id.replace('/', "%2F")
+        )
+    };
+
+    // Loaded before the HTTP server opened: the list holds the store's live check at once.
+    let body: Value = http
+        .get(&list)
+        .bearer_auth(TOKEN_1)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let checks = body["checks"].as_array().context("checks")?;
+    assert_eq!(checks.len(), 1, "{body}");
+    let c = &checks[0];
+    assert_eq!(c["check_id"], c1);
+    assert_eq!(c["store_id"], "S1");
+    assert_eq!(c["sku"], "GOLD-14");
+    assert_eq!(c["stockout_id"], "S1/GOLD-14/S1");
+    assert_eq!(
+        c["question"],
+        "Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3?"
+    );
+    assert_eq!(c["product"]["location"], "Aisle 7, shelf 3");
+    assert_eq!(c["product"]["size"], "14 oz");
+    assert_eq!(c["on_hand"], 9);
+    assert_eq!(c["status"], "open");
+    assert!(c["reason"].as_str().unwrap_or_default().contains("no sale"));
+    assert!(c["expires_at_ms"].as_i64().unwrap_or_default() > now_ms());
+    // The offers list is another list: no check in it.
+    let offers: Value = http
+        .get(format!("{}/api/stores/S1/offers", ch.base))
+        .bearer_auth(TOKEN_1)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        offers["offers"].as_array().map(Vec::len),
+        Some(0),
+        "{offers}"
+    );
+
+    // Tokens: none, a wrong one, or store 2's: 401 and nothing of the check.
+    let empty = serde_json::json!({"finding": "empty", "by": "ana"});
+    for token in [None, Some("not-a-token"), Some(TOKEN_2)] {
+        let auth = |rb: reqwest::RequestBuilder| match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        for r in [
+            auth(http.get(&list)).send().await?,
+            auth(http.post(answer(c1)).json(&empty)).send().await?,
+        ] {
+            assert_eq!(r.status(), 401, "{token:?}");
+            assert!(!r.text().await?.contains("GOLD-14"));
+        }
+    }
+
+    // The stream: the snapshot carries the check, changes of checks come as `check` events.
+    let mut s = http
+        .get(format!("{}/api/stores/S1/offers/stream", ch.base))
+        .bearer_auth(TOKEN_1)
+        .send()
+        .await?;
+    assert_eq!(s.status(), 200);
+    let mut seen = String::new();
+    read_stream_until(&mut s, &mut seen, |t| {
+        t.contains("event: snapshot") && t.contains("\n\n")
+    })
+    .await?;
+    assert!(
+        seen.contains("\"checks\":[{") && seen.contains(c1),
+        "{seen}"
+    );
+    assert!(!seen.contains("S2/") && !seen.contains("S1/OLD"), "{seen}");
+    env.publish(FLOOR_CHECKS, "S1", &check_requested("S1", c2, far()))
+        .await?;
+    read_stream_until(&mut s, &mut seen, |t| t.contains(c2)).await?;
+    assert!(
+        seen.contains("event: check\ndata: {\"type\":\"upsert\",\"check\":{\"check_id\":\"S1/GOLD-14/S2/check\""),
+        "{seen}"
+    );
+
+    // Bad answers: 400 with a message that says what is wrong; unknown or another store's: 404.
+    for (body, says) in [
+        (
+            serde_json::json!({"finding": "maybe"}),
+            "finding must be empty or stock_is_there",
+        ),
+        (serde_json::json!({"by": "ana"}), "missing field `finding`"),
+        (
+            serde_json::json!({"finding": "empty", "counted": 3}),
+            "an empty shelf counts 0",
+        ),
+        (
+            serde_json::json!({"finding": "stock_is_there", "counted": -1}),
+            "counted must be a whole number from 0 to 1000000",
+        ),
+        (
+            serde_json::json!({"finding": "empty", "answer": "accept"}),
+            "unknown field `answer`",
+        ),
+    ] {
+        let r = http
+            .post(answer(c1))
+            .bearer_auth(TOKEN_1)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 400, "{body}");
+        let text = r.text().await?;
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    let r = http
+        .post(answer(c1))
+        .bearer_auth(TOKEN_1)
+        .body("not json")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    for id in ["S1/NOPE/S1/check", s2c, "S1/OLD/S1/check"] {
+        let r = http
+            .post(answer(id))
+            .bearer_auth(TOKEN_1)
+            .json(&empty)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 404, "{id}");
+        assert!(r.text().await?.contains("no open shelf check"));
+    }
+
+    // Good answers reach floor.responses.v1, naming the check and the finding.
+    let responses = env.tail(FLOOR_RESPONSES)?;
+    let mut published = Vec::new();
+    for (id, body) in [
+        (c1, serde_json::json!({"finding": "empty", "by": "ana"})),
+        (
+            c2,
+            serde_json::json!({"finding": "stock_is_there", "counted": 6, "by": "ben"}),
+        ),
+    ] {
+        let r = http
+            .post(answer(id))
+            .bearer_auth(TOKEN_1)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 202, "{body}");
+        let got: Value = r.json().await?;
+        assert_eq!(got["check_id"], id);
+        assert_eq!(got["finding"], body["finding"]);
+        published.push(got["event_id"].as_str().context("event_id")?.to_owned());
+    }
+    for (event_id, (id, finding, counted, by)) in published.iter().zip([
+        (c1, ShelfFinding::Empty, None, "ana"),
+        (c2, ShelfFinding::StockIsThere, Some(6), "ben"),
+    ]) {
+        let (resp, _) = responses
+            .until::<StaffResponse>(WAIT, |r| &r.event_id == event_id)
+            .await?;
+        assert_eq!(
+            (
+                resp.store_id.as_str(),
+                resp.check_id.as_str(),
+                resp.sku.as_str()
+            ),
+            ("S1", id, "GOLD-14")
+        );
+        assert_eq!(resp.finding, finding as i32);
+        assert_eq!(resp.counted, counted);
+        assert_eq!((resp.by.as_str(), resp.channel.as_str()), (by, "api"));
+        assert!(resp.offer_id.is_empty() && resp.answer == 0, "{resp:?}");
+        shelfguard_events::validate::staff_response(&prost::Message::encode_to_vec(&resp))
+            .map_err(anyhow::Error::msg)?;
+    }
+
+    // Upstream ends them: answered, withdrawn. The stream shows the removals, the list empties,
+    // and a late answer is refused.
+    env.publish(
+        FLOOR_CHECKS,
+        "S1",
+        &check_step(
+            "S1",
+            c1,
+            "answered",
+            C::Answered(CheckAnswered {
+                finding: ShelfFinding::Empty as i32,
+                by: "ana".into(),
+                counted: None,
+            }),
+        ),
+    )
+    .await?;
+    env.publish(
+        FLOOR_CHECKS,
+        "S1",
+        &check_step(
+            "S1",
+            c2,
+            "withdrawn",
+            C::Withdrawn(CheckWithdrawn {
+                reason: "a sale of the product".into(),
+            }),
+        ),
+    )
+    .await?;
+    read_stream_until(&mut s, &mut seen, |t| t.contains("\"ended\":\"withdrawn\"")).await?;
+    assert!(
+        seen.contains("event: check\ndata: {\"type\":\"remove\",\"check_id\":\"S1/GOLD-14/S1/check\",\"ended\":\"answered\",\"finding\":\"empty\""),
+        "{seen}"
+    );
+    let body: Value = http
+        .get(&list)
+        .bearer_auth(TOKEN_1)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body["checks"].as_array().map(Vec::len), Some(0), "{body}");
+    let r = http
+        .post(answer(c1))
+        .bearer_auth(TOKEN_1)
+        .json(&empty)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404, "an answered check takes no more answers");
+
+    // Unanswered, a check expires by the clock (before any Expired event): the stream says so.
+    let soon = "S1/GOLD-14/S3/check";
+    env.publish(
+        FLOOR_CHECKS,
+        "S1",
+        &check_requested("S1", soon, now_ms() + 3_000),
+    )
+    .await?;
+    read_stream_until(&mut s, &mut seen, |t| {
+        t.contains(
+            "{\"type\":\"remove\",\"check_id\":\"S1/GOLD-14/S3/check\",\"ended\":\"expired\"",
+        )
+    })
+    .await?;
+    assert!(
+        seen.contains("\"check_id\":\"S1/GOLD-14/S3/check\",\"store_id\""),
+        "never shown: {seen}"
+    );
+    let r = http
+        .post(answer(soon))
+        .bearer_auth(TOKEN_1)
+        .json(&empty)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404, "an expired check takes no answer");
+
+    // The garbage record: dead-lettered once, with the reason and its source topic.
+    let dlq = env.tail(FLOOR_CHANNEL_DLQ)?;
+    let m = dlq.next(WAIT).await?;
+    let header = |k: &str| {
+        m.headers()
+            .and_then(|h| h.iter().find(|h| h.key == k))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(m.key(), Some(&b"S3"[..]));
+    assert!(
+        header("dlq.reason").contains("undecodable"),
+        "{}",
+        header("dlq.reason")
+    );
+    assert!(
+        header("dlq.source.topic").ends_with("floor.checks.v1"),
+        "{}",
+        header("dlq.source.topic")
+    );
+
+    // Check answers are counted by finding.
+    let metrics = reqwest::get(format!("http://{health}/metrics"))
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "shelfguard_floor_channel_check_answers_total{finding=\"empty\"} 1",
+        "shelfguard_floor_channel_check_answers_total{finding=\"stock_is_there\"} 1",
+        "shelfguard_floor_channel_live_checks 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
+    }
+    Ok(())
+}
+
+/// Shelf-check events go to the store's webhooks as their own kind, signed like offer events:
+/// JSON with `kind: check` and the step, Slack with the question in words.
+#[tokio::test(flavor = "multi_thread")]
+async fn shelf_check_events_reach_webhooks_as_their_own_kind() -> Result<()> {
+    use shelfguard_events::floor::{CheckAnswered, ShelfFinding, shelf_check_event::Change as C};
+    let env = Env::start("floor_channel_check_webhooks").await?;
+    let (url, mut seen, healthy) = receiver().await?;
+    healthy.store(true, Ordering::SeqCst);
+    let hooks = serde_json::json!([
+        {"store": "S2", "url": format!("{url}/switch"), "format": "json", "secret": SECRET_2},
+        {"store": "S2", "url": format!("{url}/switch?slack"), "format": "slack", "secret": SECRET_2},
+    ])
+    .to_string();
+    let _ch = start_channel(&env, &[("WEBHOOKS", &hooks)]).await?;
+    let check = "S2/GOLD-14/S1/check";
+    env.publish(FLOOR_CHECKS, "S2", &check_requested("S2", check, far()))
+        .await?;
+    env.publish(
+        FLOOR_CHECKS,
+        "S2",
+        &check_step(
+            "S2",
+            check,
+            "answered",
+            C::Answered(CheckAnswered {
+                finding: ShelfFinding::StockIsThere as i32,
+                by: "ana".into(),
+                counted: Some(4),
+            }),
+        ),
+    )
+    .await?;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < 4 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let d = tokio::time::timeout(left, seen.recv())
+            .await
+            .with_context(|| format!("deliveries so far: {got:?}"))?
+            .context("receiver gone")?;
+        got.push(d);
+    }
+    assert!(
+        got.iter().all(|d| d.signature_ok && d.answered == 200),
+        "{got:?}"
+    );
+    let json: Vec<&Delivery> = got
+        .iter()
+        .filter(|d| d.body.get("kind").is_some())
+        .collect();
+    let slack: Vec<&Delivery> = got
+        .iter()
+        .filter(|d| d.body.get("kind").is_none())
+        .collect();
+    assert_eq!((json.len(), slack.len()), (2, 2), "{got:?}");
+    // Each webhook gets the store's events in order.
+    assert_eq!(json[0].event_id, format!("{check}:requested"));
+    assert_eq!(json[1].event_id, format!("{check}:answered"));
+    for d in &json {
+        assert_eq!(d.body["kind"], "check");
+        assert_eq!(d.body["check_id"], check);
+        assert_eq!(d.body["sku"], "GOLD-14");
+    }
+    assert_eq!(json[0].body["type"], "requested");
+    assert_eq!(
+        json[0].body["details"]["question"],
+        "Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3?"
+    );
+    assert_eq!(json[1].body["type"], "answered");
+    assert_eq!(json[1].body["details"]["finding"], "stock_is_there");
+    assert_eq!(json[1].body["details"]["counted"], 4);
+    let texts: Vec<&str> = slack
+        .iter()
+        .map(|d| d.body["text"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        texts[0].starts_with(
+            "S2: Shelf check: Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3?"
+        ),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts[1],
+        "S2: shelf check for GOLD-14 answered by ana: stock is there (4 counted)."
+    );
+    Ok(())
+}

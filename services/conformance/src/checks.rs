@@ -423,7 +423,10 @@ impl Ctx {
         let mut ids = Vec::new();
         let mut booked = None;
         for n in 1..=3 {
-            let req = self.request(deadline, &small).await?;
+            let req = self
+                .request(deadline, &small)
+                .await
+                .with_context(|| format!("reorder request {n} of 3"))?;
             t += 1;
             self.fail(&req, t).await?;
             ids.push(req.reorder_id.clone());

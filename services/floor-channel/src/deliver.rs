@@ -1,5 +1,5 @@
-//! Webhook delivery. A consumer group (`<prefix>floor-channel-webhooks`) on `floor.offers.v1`, so
-//! exactly one replica handles each record; its offset is stored (and later committed) only after
+//! Webhook delivery. A consumer group (`<prefix>floor-channel-webhooks`) on `floor.offers.v1` and
+//! `floor.checks.v1`, so exactly one replica handles each record; its offset is stored (and later committed) only after
 //! every webhook of the record's store answered 2xx or was dead-lettered. This task is separate
 //! from the console path: a slow webhook never delays a console.
 //!
@@ -8,7 +8,8 @@
 //! up the others. Offsets advance per partition only over records that are all done
 //! ([`Pending`]).
 //!
-//! Records that do not decode are dead-lettered here, once (every replica's live view skips them).
+//! Records of either topic that do not decode are dead-lettered here, once (every replica's live
+//! view skips them).
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,6 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use shelfguard_events::floor::OfferEvent;
 use shelfguard_events::topics;
 use shelfguard_runtime::{KafkaArgs, dlq};
 use tokio::sync::mpsc;
@@ -26,22 +26,25 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
-use crate::webhook::{self, Target, Targets};
+use crate::webhook::{self, FloorEvent, Target, Targets};
 use crate::{Delivery, SERVICE, now_ms};
 
 /// Records read but not yet done; reading pauses beyond this (back-pressure).
 const MAX_IN_FLIGHT: usize = 10_000;
 
-/// Offsets read and not yet done, per partition: the offset to store is the one after the
+/// A partition of one of the topics read: (topic, partition).
+pub type Part = (String, i32);
+
+/// Offsets read and not yet done, per topic partition: the offset to store is the one after the
 /// longest done prefix.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// partition → offset → done.
-    parts: HashMap<i32, BTreeMap<i64, bool>>,
+    /// (topic, partition) → offset → done.
+    parts: HashMap<Part, BTreeMap<i64, bool>>,
 }
 
 impl Pending {
-    pub fn start(&mut self, partition: i32, offset: i64) {
+    pub fn start(&mut self, partition: Part, offset: i64) {
         self.parts
             .entry(partition)
             .or_default()
@@ -50,8 +53,8 @@ impl Pending {
     }
 
     /// Marks a record done; returns the next offset to store when the done prefix grew.
-    pub fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
-        let offsets = self.parts.get_mut(&partition)?;
+    pub fn finish(&mut self, partition: &Part, offset: i64) -> Option<i64> {
+        let offsets = self.parts.get_mut(partition)?;
         *offsets.get_mut(&offset)? = true;
         let mut next = None;
         while let Some(entry) = offsets.first_entry() {
@@ -75,7 +78,7 @@ impl Pending {
 
 /// What a store's worker reports.
 enum Done {
-    Record(i32, i64),
+    Record(Part, i64),
     Failed(anyhow::Error),
 }
 
@@ -96,12 +99,13 @@ pub async fn run(
             .unwrap_or_else(|| kafka.topic(SERVICE))
     );
     let topic = kafka.topic(topics::FLOOR_OFFERS);
+    let checks = kafka.topic(topics::FLOOR_CHECKS);
     let dead_letters = kafka.topic(topics::FLOOR_CHANNEL_DLQ);
     let consumer: StreamConsumer = kafka
         .group_consumer(&format!("{SERVICE}-webhooks"), &group)
         .create()
         .context("creating the webhook consumer")?;
-    consumer.subscribe(&[&topic])?;
+    consumer.subscribe(&[&topic, &checks])?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(delivery.timeout_ms))
         .user_agent(concat!(
@@ -120,7 +124,7 @@ pub async fn run(
     });
     let targets = Arc::new(targets);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut workers: HashMap<String, mpsc::UnboundedSender<(OwnedMessage, OfferEvent)>> =
+    let mut workers: HashMap<String, mpsc::UnboundedSender<(OwnedMessage, FloorEvent)>> =
         HashMap::new();
     let mut pending = Pending::default();
     info!(group, "webhook delivery up");
@@ -130,8 +134,8 @@ pub async fn run(
             Some(done) = done_rx.recv() => {
                 match done {
                     Done::Record(p, o) => {
-                        if let Some(next) = pending.finish(p, o) {
-                            store_offset(&consumer, &topic, p, next);
+                        if let Some(next) = pending.finish(&p, o) {
+                            store_offset(&consumer, &p, next);
                         }
                     }
                     Done::Failed(e) => return Err(e),
@@ -143,27 +147,31 @@ pub async fn run(
         let m = match m {
             Ok(m) => m.detach(),
             Err(e) => {
-                warn!(topic, error = %e, "webhook consumer error");
+                warn!(error = %e, "webhook consumer error");
                 continue;
             }
         };
-        let (p, o) = (m.partition(), m.offset());
-        pending.start(p, o);
-        let event = match m.payload().map(shelfguard_events::validate::offer_event) {
+        let (p, o) = ((m.topic().to_owned(), m.partition()), m.offset());
+        pending.start(p.clone(), o);
+        let is_check = m.topic() == checks;
+        let event = match m.payload() {
+            None if is_check => Err("empty record (no value) on floor.checks.v1".to_owned()),
             None => Err("empty record (no value) on floor.offers.v1".to_owned()),
-            Some(r) => r,
+            Some(b) if is_check => {
+                shelfguard_events::validate::check_event(b).map(FloorEvent::Check)
+            }
+            Some(b) => shelfguard_events::validate::offer_event(b).map(FloorEvent::Offer),
         };
         match event {
             Err(reason) => ctx.dead_letter(&m, &reason).await?,
-            Ok(event) if targets.of(&event.store_id).next().is_some() => {
-                let worker = workers.entry(event.store_id.clone()).or_insert_with(|| {
+            Ok(event) if targets.of(event.store_id()).next().is_some() => {
+                let store = event.store_id().to_owned();
+                let worker = workers.entry(store.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(ctx.clone().work(
-                        targets.clone(),
-                        event.store_id.clone(),
-                        rx,
-                        done_tx.clone(),
-                    ));
+                    tokio::spawn(
+                        ctx.clone()
+                            .work(targets.clone(), store, rx, done_tx.clone()),
+                    );
                     tx
                 });
                 if worker.send((m, event)).is_err() {
@@ -173,8 +181,8 @@ pub async fn run(
             }
             Ok(_) => {}
         }
-        if let Some(next) = pending.finish(p, o) {
-            store_offset(&consumer, &topic, p, next);
+        if let Some(next) = pending.finish(&p, o) {
+            store_offset(&consumer, &p, next);
         }
     }
     // Commit what is done; the rest is delivered again by the next owner (at least once).
@@ -182,10 +190,10 @@ pub async fn run(
     Ok(())
 }
 
-fn store_offset(consumer: &StreamConsumer, topic: &str, partition: i32, next: i64) {
+fn store_offset(consumer: &StreamConsumer, (topic, partition): &Part, next: i64) {
     let mut tpl = TopicPartitionList::new();
     let stored = tpl
-        .add_partition_offset(topic, partition, Offset::Offset(next))
+        .add_partition_offset(topic, *partition, Offset::Offset(next))
         .and_then(|()| consumer.store_offsets(&tpl));
     if let Err(e) = stored {
         warn!(partition, error = %e, "offset not stored (partition revoked?)");
@@ -214,12 +222,12 @@ impl Worker {
         self: Arc<Self>,
         targets: Arc<Targets>,
         store: String,
-        mut rx: mpsc::UnboundedReceiver<(OwnedMessage, OfferEvent)>,
+        mut rx: mpsc::UnboundedReceiver<(OwnedMessage, FloorEvent)>,
         done: mpsc::UnboundedSender<Done>,
     ) {
         while let Some((m, event)) = rx.recv().await {
             for (n, target) in targets.of(&store) {
-                let Some(body) = webhook::render(&event, target.format) else {
+                let Some(body) = event.render(target.format) else {
                     continue;
                 };
                 match deliver(
@@ -239,8 +247,10 @@ impl Worker {
                     Outcome::GaveUp(why) => {
                         self.metrics.webhooks_dead_lettered.inc();
                         let reason = format!(
-                            "webhook {n} of store {} ({:?}) gave up: {why}",
-                            target.store, target.format
+                            "webhook {n} of store {} ({:?}, {} event) gave up: {why}",
+                            target.store,
+                            target.format,
+                            event.kind()
                         );
                         if let Err(e) = self.dead_letter(&m, &reason).await {
                             let _ = done.send(Done::Failed(e));
@@ -251,7 +261,10 @@ impl Worker {
                     Outcome::ShuttingDown => return,
                 }
             }
-            let _ = done.send(Done::Record(m.partition(), m.offset()));
+            let _ = done.send(Done::Record(
+                (m.topic().to_owned(), m.partition()),
+                m.offset(),
+            ));
         }
     }
 
@@ -289,7 +302,7 @@ enum Outcome {
 async fn deliver(
     client: &reqwest::Client,
     target: &Target,
-    event: &OfferEvent,
+    event: &FloorEvent,
     body: &[u8],
     d: Delivery,
     metrics: &Metrics,
@@ -318,7 +331,7 @@ async fn deliver(
                 webhook::SIGNATURE_HEADER,
                 webhook::sign(&target.secret, ts, body),
             )
-            .header(webhook::EVENT_ID_HEADER, &event.event_id)
+            .header(webhook::EVENT_ID_HEADER, event.event_id())
             .body(body.to_vec());
         let result = tokio::select! {
             _ = shutdown.cancelled() => return Outcome::ShuttingDown,
@@ -339,7 +352,7 @@ async fn deliver(
         }
         warn!(
             store = target.store,
-            event_id = event.event_id,
+            event_id = event.event_id(),
             attempt,
             max = d.max_attempts,
             error = last,
@@ -351,22 +364,34 @@ async fn deliver(
 
 #[cfg(test)]
 mod tests {
-    use super::Pending;
+    use super::{Part, Pending};
+
+    fn part(p: i32) -> Part {
+        ("floor.offers.v1".to_owned(), p)
+    }
 
     #[test]
     fn offsets_advance_only_over_a_done_prefix() {
         let mut p = Pending::default();
         for o in [10, 11, 12] {
-            p.start(0, o);
+            p.start(part(0), o);
         }
-        p.start(1, 5);
-        assert_eq!(p.finish(0, 11), None, "10 is still in flight");
-        assert_eq!(p.finish(1, 5), Some(6), "partitions are independent");
-        assert_eq!(p.finish(0, 10), Some(12), "10 and 11 are done");
+        p.start(part(1), 5);
+        assert_eq!(p.finish(&part(0), 11), None, "10 is still in flight");
+        assert_eq!(p.finish(&part(1), 5), Some(6), "partitions are independent");
+        assert_eq!(p.finish(&part(0), 10), Some(12), "10 and 11 are done");
         assert_eq!(p.len(), 1);
-        assert_eq!(p.finish(0, 12), Some(13));
+        assert_eq!(p.finish(&part(0), 12), Some(13));
         assert!(p.is_empty());
-        assert_eq!(p.finish(0, 12), None, "a second report changes nothing");
-        assert_eq!(p.finish(7, 1), None, "unknown partition");
+        assert_eq!(
+            p.finish(&part(0), 12),
+            None,
+            "a second report changes nothing"
+        );
+        assert_eq!(p.finish(&part(7), 1), None, "unknown partition");
+        // The same partition number of the other topic is another partition.
+        p.start(("floor.checks.v1".to_owned(), 0), 12);
+        assert_eq!(p.finish(&part(0), 12), None, "offers 0 is not checks 0");
+        assert_eq!(p.finish(&("floor.checks.v1".to_owned(), 0), 12), Some(13));
     }
 }

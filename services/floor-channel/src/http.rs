@@ -17,13 +17,13 @@ use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 use serde_json::json;
-use shelfguard_events::floor::{Answer, StaffResponse};
+use shelfguard_events::floor::{Answer, ShelfFinding, StaffResponse};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::{StoreTokens, bearer};
-use crate::feed::Shared;
+use crate::feed::{Push, Shared};
 use crate::metrics::Metrics;
 use crate::now_ms;
 
@@ -68,6 +68,11 @@ pub fn router(app: App) -> Router {
         .route("/api/stores/{store}/offers", get(list))
         .route("/api/stores/{store}/offers/stream", get(stream))
         .route("/api/stores/{store}/offers/{offer_id}/answer", post(answer))
+        .route("/api/stores/{store}/checks", get(list_checks))
+        .route(
+            "/api/stores/{store}/checks/{check_id}/answer",
+            post(answer_check),
+        )
         .with_state(app)
 }
 
@@ -135,8 +140,21 @@ async fn list(State(app): State<App>, Path(store): Path<String>, headers: Header
     if let Err(r) = authorize(&app, &store, &headers) {
         return *r;
     }
-    let offers = app.shared.view().snapshot(&store, now_ms());
+    let offers = app.shared.view().offers.snapshot(&store, now_ms());
     axum::Json(json!({ "store_id": store, "offers": offers })).into_response()
+}
+
+/// The store's live shelf checks (their own list: a check is a question to staff, not an offer).
+async fn list_checks(
+    State(app): State<App>,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&app, &store, &headers) {
+        return *r;
+    }
+    let checks = app.shared.view().checks.snapshot(&store, now_ms());
+    axum::Json(json!({ "store_id": store, "checks": checks })).into_response()
 }
 
 /// Body of `POST .../answer`.
@@ -200,6 +218,7 @@ async fn answer(
     let Some(sku) = app
         .shared
         .view()
+        .offers
         .get(&store, &offer_id, now_ms())
         .map(|c| c.sku.clone())
     else {
@@ -260,6 +279,151 @@ async fn answer(
         .into_response()
 }
 
+/// Body of `POST .../checks/{check_id}/answer`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckAnswerBody {
+    /// `empty` or `stock_is_there`.
+    finding: String,
+    /// Units counted on the shelf (optional; with `empty` only 0).
+    #[serde(default)]
+    counted: Option<i64>,
+    /// Staff id or device name.
+    #[serde(default)]
+    by: String,
+    /// `console` or `api` (default).
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+/// The largest count accepted (the contract's limit on quantities).
+const MAX_COUNT: i64 = 1_000_000;
+
+async fn answer_check(
+    State(app): State<App>,
+    Path((store, check_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&app, &store, &headers) {
+        return *r;
+    }
+    let body: CheckAnswerBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "body must be {{\"finding\":\"empty|stock_is_there\",\"counted\":<units, optional>,\"by\":\"...\"}}: {e}"
+                ),
+            );
+        }
+    };
+    let Some(finding) = crate::checks::parse_finding(&body.finding) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "finding must be empty or stock_is_there, not {:?}",
+                body.finding
+            ),
+        );
+    };
+    let counted = match body.counted {
+        None => None,
+        Some(n) if !(0..=MAX_COUNT).contains(&n) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("counted must be a whole number from 0 to {MAX_COUNT}, not {n}"),
+            );
+        }
+        Some(n) if n > 0 && finding == ShelfFinding::Empty => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "an empty shelf counts 0, not {n}: send stock_is_there with the count, or leave counted out"
+                ),
+            );
+        }
+        Some(n) => i32::try_from(n).ok(),
+    };
+    let channel = body.channel.as_deref().unwrap_or("api");
+    if !matches!(channel, "api" | "console") {
+        return error(StatusCode::BAD_REQUEST, "channel must be api or console");
+    }
+    if body.by.len() > MAX_TEXT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("by has at most {MAX_TEXT} bytes"),
+        );
+    }
+    let Some(sku) = app
+        .shared
+        .view()
+        .checks
+        .get(&store, &check_id, now_ms())
+        .map(|c| c.sku.clone())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no open shelf check with this id in this store (unknown, answered, expired or withdrawn)",
+        );
+    };
+    let response = StaffResponse {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        occurred_at_ms: now_ms(),
+        store_id: store.clone(),
+        check_id: check_id.clone(),
+        sku,
+        finding: finding as i32,
+        counted,
+        by: body.by.trim().to_owned(),
+        channel: channel.to_owned(),
+        ..Default::default()
+    };
+    let bytes = response.encode_to_vec();
+    if let Err(reason) = shelfguard_events::validate::staff_response(&bytes) {
+        return error(StatusCode::BAD_REQUEST, &reason);
+    }
+    let sent = app
+        .producer
+        .send(
+            FutureRecord::to(&app.responses_topic)
+                .key(&store)
+                .payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await;
+    if let Err((e, _)) = sent {
+        warn!(store, check_id, error = %e, "shelf check answer not published");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the answer could not be published; try again",
+        );
+    }
+    let name = crate::checks::finding_name(finding as i32);
+    app.metrics.answers.inc();
+    app.metrics.check_answer(name).inc();
+    info!(
+        store,
+        check_id,
+        finding = name,
+        counted,
+        channel,
+        event_id = response.event_id,
+        "shelf check answer published"
+    );
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "event_id": response.event_id,
+            "check_id": check_id,
+            "finding": name,
+            "counted": counted,
+        })),
+    )
+        .into_response()
+}
+
 /// Decrements the stream gauge when a stream ends (client gone, lagged or shutdown).
 struct StreamGuard(Arc<Metrics>);
 
@@ -276,17 +440,22 @@ async fn stream(State(app): State<App>, Path(store): Path<String>, headers: Head
     let (snapshot, rx) = app.shared.subscribe(&store);
     app.metrics.streams.inc();
     let guard = StreamGuard(app.metrics.clone());
-    let first = Event::default()
-        .event("snapshot")
-        .data(json!({ "store_id": store, "offers": snapshot }).to_string());
+    let first = Event::default().event("snapshot").data(
+        json!({ "store_id": store, "offers": snapshot.offers, "checks": snapshot.checks })
+            .to_string(),
+    );
     let changes =
         futures::stream::unfold((rx, store, guard), |(mut rx, store, guard)| async move {
             loop {
                 match rx.recv().await {
                     Ok(change) if change.0 == store => {
-                        let data = serde_json::to_string(&change.1).unwrap_or_default();
+                        // Offer changes keep their `change` events; checks are their own kind.
+                        let (kind, data) = match &change.1 {
+                            Push::Offer(u) => ("change", serde_json::to_string(u)),
+                            Push::Check(u) => ("check", serde_json::to_string(u)),
+                        };
                         return Some((
-                            Event::default().event("change").data(data),
+                            Event::default().event(kind).data(data.unwrap_or_default()),
                             (rx, store, guard),
                         ));
                     }
@@ -330,13 +499,15 @@ mod tests {
     fn openapi_documents_every_route() {
         let spec = include_str!("../openapi.yaml");
         let source = include_str!("http.rs");
+        // `.route(` then the path literal, on the same line or the next (rustfmt breaks long ones).
         let routes: Vec<&str> = source
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix(".route(\""))
+            .split(".route(")
+            .skip(1)
+            .filter_map(|l| l.trim_start().strip_prefix('"'))
             .filter_map(|l| l.split('"').next())
-            .filter(|r| *r != "/")
+            .filter(|r| r.starts_with('/') && *r != "/")
             .collect();
-        assert_eq!(routes.len(), 4, "{routes:?}");
+        assert_eq!(routes.len(), 6, "{routes:?}");
         for r in routes {
             assert!(
                 spec.contains(&format!("  {r}:")),

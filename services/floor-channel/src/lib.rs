@@ -1,12 +1,15 @@
-//! floor-channel: brings offers to the people on the floor.
+//! floor-channel: brings offers and shelf checks to the people on the floor.
 //!
-//! - `feed`: every replica reads all of `floor.offers.v1` from the beginning into the live view
-//!   (`live`, pure) and fans changes out to the consoles of each store.
+//! - `feed`: every replica reads all of `floor.offers.v1` and `floor.checks.v1` from the
+//!   beginning into the live view (`live` for offers, `checks` for shelf checks, both pure) and
+//!   fans changes out to the consoles of each store.
 //! - `http`: the console page (assets inside the binary), the JSON API and the SSE stream;
-//!   staff answers are published to `floor.responses.v1`. Tokens per store (`auth`, pure).
+//!   staff answers (to offers and to checks) are published to `floor.responses.v1`. Tokens per
+//!   store (`auth`, pure).
 //! - `deliver`: webhooks through a consumer group (one replica delivers each event), bodies and
 //!   signatures from `webhook` (pure); retries with back-off, dead letters after the last try.
 pub mod auth;
+pub mod checks;
 pub mod deliver;
 pub mod feed;
 pub mod http;

@@ -1,5 +1,6 @@
-//! Webhooks, the pure part: targets from `WEBHOOKS`, the body for an offer event (Slack-compatible
-//! or plain JSON), its signature, and the retry schedule.
+//! Webhooks, the pure part: targets from `WEBHOOKS`, the body for an offer event or a shelf-check
+//! event (Slack-compatible or plain JSON; the JSON says which with `kind`: `offer` or `check`),
+//! its signature, and the retry schedule.
 //!
 //! Signature: `X-Shelfguard-Timestamp: <unix ms>` and
 //! `X-Shelfguard-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. Receivers
@@ -10,9 +11,50 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use shelfguard_events::floor::{Gesture, OfferEvent, offer_event::Change};
+use shelfguard_events::floor::{Gesture, OfferEvent, ShelfCheckEvent, offer_event::Change};
 
+use crate::checks::finding_name;
 use crate::live::{Product, gesture_name};
+
+/// An event delivered to webhooks: of an offer (`floor.offers.v1`) or of a shelf check
+/// (`floor.checks.v1`).
+#[derive(Debug, Clone)]
+pub enum FloorEvent {
+    Offer(OfferEvent),
+    Check(ShelfCheckEvent),
+}
+
+impl FloorEvent {
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::Offer(e) => &e.event_id,
+            Self::Check(e) => &e.event_id,
+        }
+    }
+
+    pub fn store_id(&self) -> &str {
+        match self {
+            Self::Offer(e) => &e.store_id,
+            Self::Check(e) => &e.store_id,
+        }
+    }
+
+    /// `offer` or `check` (the JSON body's `kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Offer(_) => "offer",
+            Self::Check(_) => "check",
+        }
+    }
+
+    /// The body in `format`, or `None` for events not sent (`NotOffered`).
+    pub fn render(&self, format: Format) -> Option<Vec<u8>> {
+        match self {
+            Self::Offer(e) => render(e, format),
+            Self::Check(e) => render_check(e, format),
+        }
+    }
+}
 
 pub const SIGNATURE_HEADER: &str = "x-shelfguard-signature";
 pub const TIMESTAMP_HEADER: &str = "x-shelfguard-timestamp";
@@ -138,6 +180,7 @@ pub fn render(event: &OfferEvent, format: Format) -> Option<Vec<u8>> {
             let (kind, details) = details(change);
             json!({
                 "event_id": event.event_id,
+                "kind": "offer",
                 "type": kind,
                 "occurred_at_ms": event.occurred_at_ms,
                 "store_id": event.store_id,
@@ -189,6 +232,115 @@ fn details(change: &Change) -> (&'static str, Value) {
         Change::Expired(_) => ("expired", json!({})),
         Change::NotOffered(n) => ("not_offered", json!({ "reason": n.reason })),
     }
+}
+
+/// The body for a shelf-check event in `format`: every step is sent (`requested`, `answered`,
+/// `expired`, `withdrawn`).
+pub fn render_check(event: &ShelfCheckEvent, format: Format) -> Option<Vec<u8>> {
+    use shelfguard_events::floor::shelf_check_event::Change as C;
+    let change = event.change.as_ref()?;
+    let text = check_text(event);
+    let body = match format {
+        Format::Slack => json!({ "text": text }),
+        Format::Json => {
+            let (kind, details) = match change {
+                C::Requested(r) => (
+                    "requested",
+                    json!({
+                        "product": r.product.as_ref().map(Product::from),
+                        "question": r.question,
+                        "reason": r.reason,
+                        "on_hand": r.on_hand,
+                        "expires_at_ms": r.expires_at_ms,
+                    }),
+                ),
+                C::Answered(a) => (
+                    "answered",
+                    json!({
+                        "finding": finding_name(a.finding),
+                        "by": a.by,
+                        "counted": a.counted,
+                    }),
+                ),
+                C::Expired(_) => ("expired", json!({})),
+                C::Withdrawn(w) => ("withdrawn", json!({ "reason": w.reason })),
+            };
+            json!({
+                "event_id": event.event_id,
+                "kind": "check",
+                "type": kind,
+                "occurred_at_ms": event.occurred_at_ms,
+                "store_id": event.store_id,
+                "check_id": event.check_id,
+                "stockout_id": event.stockout_id,
+                "sku": event.sku,
+                "text": text,
+                "details": details,
+            })
+        }
+    };
+    Some(body.to_string().into_bytes())
+}
+
+/// A shelf-check event in plain words, e.g. "S1: Shelf check: Is there any 14 oz Coco Gold
+/// Coconut Oil at Aisle 7, shelf 3? No sale for 3 h ... Answer by 16:40 UTC.".
+pub fn check_text(event: &ShelfCheckEvent) -> String {
+    use shelfguard_events::floor::shelf_check_event::Change as C;
+    let (store, sku) = (&event.store_id, &event.sku);
+    match event.change.as_ref() {
+        Some(C::Requested(r)) => {
+            let question = if r.question.trim().is_empty() {
+                let p = r.product.clone().unwrap_or_default();
+                let what = format!("{} {}", p.size, p.name).trim().to_owned();
+                let what = if what.is_empty() { sku.clone() } else { what };
+                match p.location.as_str() {
+                    "" => format!("Is there any {what} on the shelf?"),
+                    at => format!("Is there any {what} at {at}?"),
+                }
+            } else {
+                r.question.trim().to_owned()
+            };
+            let mut s = format!("{store}: Shelf check: {question}");
+            let reason = r.reason.trim();
+            if !reason.is_empty() {
+                s.push(' ');
+                s.push_str(&upper_first(reason));
+                if !reason.ends_with(['.', '!', '?']) {
+                    s.push('.');
+                }
+            }
+            s.push_str(&format!(" Answer by {}.", clock(r.expires_at_ms)));
+            s
+        }
+        Some(C::Answered(a)) => {
+            let found = match finding_name(a.finding) {
+                "empty" => "the shelf is empty".to_owned(),
+                "stock_is_there" => match a.counted {
+                    Some(n) => format!("stock is there ({n} counted)"),
+                    None => "stock is there".to_owned(),
+                },
+                other => other.to_owned(),
+            };
+            let by = if a.by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", a.by)
+            };
+            format!("{store}: shelf check for {sku} answered{by}: {found}.")
+        }
+        Some(C::Expired(_)) => format!("{store}: shelf check for {sku} expired unanswered."),
+        Some(C::Withdrawn(w)) => {
+            format!("{store}: shelf check for {sku} withdrawn: {}.", w.reason)
+        }
+        None => String::new(),
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The event in plain words for people, e.g. "S1: Give FREE: 28 oz Coco Gold (Aisle 7, shelf 3)
@@ -393,5 +545,68 @@ mod tests {
     fn clock_is_utc_hours_and_minutes() {
         assert_eq!(clock(0), "00:00 UTC");
         assert_eq!(clock((16 * 60 + 40) * 60_000 + 59_999), "16:40 UTC");
+    }
+
+    #[test]
+    fn check_events_are_their_own_kind_in_json_and_plain_words_in_slack() {
+        use crate::checks::tests::{check_event, requested};
+        use shelfguard_events::floor::{CheckAnswered, CheckWithdrawn, shelf_check_event};
+        let r = FloorEvent::Check(requested("S1", "S1/GOLD-14/S1/check", NOW + 3_600_000));
+        assert_eq!((r.kind(), r.store_id()), ("check", "S1"));
+        let body: Value = serde_json::from_slice(&r.render(Format::Json).unwrap()).unwrap();
+        assert_eq!(body["kind"], "check");
+        assert_eq!(body["type"], "requested");
+        assert_eq!(body["check_id"], "S1/GOLD-14/S1/check");
+        assert_eq!(body["event_id"], "S1/GOLD-14/S1/check:requested");
+        assert_eq!(body["details"]["product"]["location"], "Aisle 7, shelf 3");
+        assert_eq!(body["details"]["on_hand"], 9);
+        assert!(body.get("offer_id").is_none(), "{body}");
+        let slack: Value = serde_json::from_slice(&r.render(Format::Slack).unwrap()).unwrap();
+        let text = slack["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(
+                "S1: Shelf check: Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3? No sale for 3 h 10 min"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("books say 9 on hand. Answer by "), "{text}");
+
+        let answered = FloorEvent::Check(check_event(
+            "S1",
+            "c1",
+            "answered",
+            shelf_check_event::Change::Answered(CheckAnswered {
+                finding: 2,
+                by: "ana".into(),
+                counted: Some(5),
+            }),
+        ));
+        let body: Value = serde_json::from_slice(&answered.render(Format::Json).unwrap()).unwrap();
+        assert_eq!(body["type"], "answered");
+        assert_eq!(body["details"]["finding"], "stock_is_there");
+        assert_eq!(body["details"]["counted"], 5);
+        assert_eq!(
+            body["text"],
+            "S1: shelf check for GOLD-14 answered by ana: stock is there (5 counted)."
+        );
+        let w = check_event(
+            "S1",
+            "c1",
+            "withdrawn",
+            shelf_check_event::Change::Withdrawn(CheckWithdrawn {
+                reason: "a sale of the product".into(),
+            }),
+        );
+        assert_eq!(
+            check_text(&w),
+            "S1: shelf check for GOLD-14 withdrawn: a sale of the product."
+        );
+        // Offer bodies say their kind too.
+        let o = FloorEvent::Offer(issued("S1", "o1", NOW + 3_600_000));
+        let body: Value = serde_json::from_slice(&o.render(Format::Json).unwrap()).unwrap();
+        assert_eq!(
+            (body["kind"].as_str(), body["type"].as_str()),
+            (Some("offer"), Some("issued"))
+        );
     }
 }
