@@ -17,29 +17,45 @@ use shelfguard_events::limits::MAX_DERIVED_ID_BYTES;
 /// How many event ids each key remembers for de-duplication.
 pub const RECENT_IDS: usize = shelfguard_events::limits::RECENT_EVENT_IDS;
 
-/// Bytes of an event id's hash kept in memory (the low bytes of [`id_hash`]).
-pub const HASH_BYTES: usize = 8;
+/// Bytes of an event id's hash a key keeps ([`kept_hash`]): 6, so two different ids of one key
+/// within its last [`RECENT_IDS`] events collide (the later one taken for a duplicate) with a
+/// chance of about 2^-45 per event (8 × 2^-48): one in 35 trillion events.
+pub const HASH_BYTES: usize = 6;
 
-/// The 64-bit FNV-1a hash of an event id: what a key remembers of it (8 bytes, not the id).
-/// Stable across versions and processes (it is in the changelog). Two different ids of one key
-/// within its last [`RECENT_IDS`] events collide with a chance of about 2^-61.
+/// The 64-bit FNV-1a hash of an event id. Stable across versions and processes (what a key
+/// keeps of it, [`kept_hash`], is in the changelog).
 pub fn id_hash(event_id: &str) -> u64 {
     event_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
-/// What a key keeps of an event id: its hash cut to [`HASH_BYTES`].
+/// What a key remembers of an event id (not the id): the high [`HASH_BYTES`] bytes of its
+/// [`id_hash`] (FNV mixes each byte into the high bits most).
 pub fn kept_hash(event_id: &str) -> u64 {
-    masked(id_hash(event_id))
+    kept(id_hash(event_id))
 }
 
-fn masked(h: u64) -> u64 {
-    if HASH_BYTES >= 8 {
-        h
-    } else {
-        h & ((1u64 << (8 * HASH_BYTES)) - 1)
-    }
+/// The kept part of a full 64-bit hash (changelog records of earlier versions carry those).
+fn kept(h: u64) -> u64 {
+    h >> (64 - 8 * HASH_BYTES)
+}
+
+/// Kept hashes, [`HASH_BYTES`] little-endian bytes each.
+fn hash_bytes(recent: &[u64]) -> Vec<u8> {
+    recent
+        .iter()
+        .flat_map(|h| h.to_le_bytes().into_iter().take(HASH_BYTES))
+        .collect()
+}
+
+/// The kept hashes in `bytes` ([`hash_bytes`]).
+fn hashes_of(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes.chunks_exact(HASH_BYTES).map(|c| {
+        let mut b = [0u8; 8];
+        b[..HASH_BYTES].copy_from_slice(c);
+        u64::from_le_bytes(b)
+    })
 }
 
 /// Topic names shared by every key that names them (a handful of input topics), instead of a
@@ -67,7 +83,7 @@ pub struct Slot<S> {
     pub state: S,
     /// (input topic base name, last applied offset) in this partition.
     pub applied: Vec<(Arc<str>, i64)>,
-    /// Hashes ([`id_hash`]) of the latest event ids applied, newest last, at most [`RECENT_IDS`].
+    /// What is kept ([`kept_hash`]) of the latest event ids applied, newest last, at most [`RECENT_IDS`].
     pub recent: Vec<u64>,
     /// Records waiting to be applied to this key, in arrival order (see
     /// [`crate::Processor::waiting`]), at most [`crate::step::MAX_HELD`].
@@ -144,8 +160,8 @@ impl<S: Message + Default> Slot<S> {
             + if self.recent.is_empty() {
                 0
             } else {
-                let n = self.recent.len() * 8;
-                key_len(5) + encoded_len_varint(n as u64) + n
+                let n = self.recent.len() * HASH_BYTES;
+                key_len(6) + encoded_len_varint(n as u64) + n
             }
             + self
                 .held
@@ -167,7 +183,8 @@ impl<S: Message + Default> Slot<S> {
                 .collect(),
             recent_event_ids: Vec::new(),
             held: self.held.clone(),
-            recent_event_hashes: self.recent.clone(),
+            recent_event_hashes: Vec::new(),
+            recent_kept_hashes: hash_bytes(&self.recent),
         }
         .encode_to_vec()
     }
@@ -184,7 +201,8 @@ impl<S: Message + Default> Slot<S> {
             recent: {
                 // Records of earlier versions carry the ids themselves.
                 let mut r: Vec<u64> = e.recent_event_ids.iter().map(|i| kept_hash(i)).collect();
-                r.extend(e.recent_event_hashes.into_iter().map(masked));
+                r.extend(e.recent_event_hashes.into_iter().map(kept));
+                r.extend(hashes_of(&e.recent_kept_hashes));
                 let excess = r.len().saturating_sub(RECENT_IDS);
                 r.drain(..excess);
                 r
@@ -240,6 +258,42 @@ fn topic_name(i: u64) -> Option<Arc<str>> {
         .cloned()
 }
 
+/// The state's bytes with each run of 0x00 or 0xFF bytes (up to 256) written as the byte and
+/// the run's length less one: a negative `int32`/`int64` is ten bytes in protobuf, nine of
+/// them 0xFF (three bytes here), and doubles are mostly zero bytes.
+fn squeeze(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        out.push(b);
+        i += 1;
+        if b == 0x00 || b == 0xFF {
+            let run = bytes[i..].iter().take(255).take_while(|&&c| c == b).count();
+            out.push(run as u8);
+            i += run;
+        }
+    }
+    out
+}
+
+/// The bytes [`squeeze`] was given.
+fn stretch(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() + 32);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        out.push(b);
+        i += 1;
+        if b == 0x00 || b == 0xFF {
+            let run = *bytes.get(i)? as usize;
+            out.resize(out.len() + run, b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Reads one length-delimited part of a packed slot.
 fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let n = decode_varint(buf).ok()? as usize;
@@ -259,21 +313,16 @@ impl<S: Message + Default> Slot<S> {
     /// The slot in the compact form it is kept in memory (not the changelog's [`Entry`]):
     /// the state's bytes, each applied input as (topic index, offset), the recent id hashes
     /// at [`HASH_BYTES`] each, the held records' bytes. Every part is length-prefixed.
-    fn pack_into(&self, out: &mut Vec<u8>) {
-        let state = self.state.encoded_len();
-        encode_varint(state as u64, out);
-        self.state
-            .encode(out)
-            .expect("a Vec grows to hold any message");
+    fn pack_into(&self, state: &[u8], out: &mut Vec<u8>) {
+        encode_varint(state.len() as u64, out);
+        out.extend_from_slice(state);
         encode_varint(self.applied.len() as u64, out);
         for (t, o) in &self.applied {
             encode_varint(u64::from(topic_index(t)), out);
             encode_varint(*o as u64, out);
         }
         encode_varint(self.recent.len() as u64, out);
-        for h in &self.recent {
-            out.extend_from_slice(&h.to_le_bytes()[..HASH_BYTES]);
-        }
+        out.extend_from_slice(&hash_bytes(&self.recent));
         encode_varint(self.held.len() as u64, out);
         for h in &self.held {
             encode_varint(h.encoded_len() as u64, out);
@@ -282,8 +331,7 @@ impl<S: Message + Default> Slot<S> {
     }
 
     /// The length of [`Slot::pack_into`]'s output, so a packed slot is allocated once.
-    fn packed_len(&self) -> usize {
-        let state = self.state.encoded_len();
+    fn packed_len(&self, state: usize) -> usize {
         encoded_len_varint(state as u64)
             + state
             + encoded_len_varint(self.applied.len() as u64)
@@ -309,11 +357,11 @@ impl<S: Message + Default> Slot<S> {
 
     /// The state alone from a packed slot.
     fn unpack_state(mut buf: &[u8]) -> Option<S> {
-        S::decode(take(&mut buf)?).ok()
+        S::decode(stretch(take(&mut buf)?)?.as_slice()).ok()
     }
 
     fn unpack(mut buf: &[u8]) -> Option<Self> {
-        let state = S::decode(take(&mut buf)?).ok()?;
+        let state = S::decode(stretch(take(&mut buf)?)?.as_slice()).ok()?;
         let n = varint(&mut buf)? as usize;
         let mut applied = Vec::with_capacity(n.min(16));
         for _ in 0..n {
@@ -322,14 +370,7 @@ impl<S: Message + Default> Slot<S> {
         }
         let n = varint(&mut buf)? as usize;
         let hashes = buf.get(..n.checked_mul(HASH_BYTES)?)?;
-        let recent = hashes
-            .chunks_exact(HASH_BYTES)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b[..HASH_BYTES].copy_from_slice(c);
-                u64::from_le_bytes(b)
-            })
-            .collect();
+        let recent = hashes_of(hashes).collect();
         buf = &buf[hashes.len()..];
         let n = varint(&mut buf)? as usize;
         let mut held = Vec::with_capacity(n.min(MAX_HELD_EVENTS));
@@ -351,11 +392,12 @@ struct Packed(Box<[u8]>);
 
 impl Packed {
     fn new<S: Message + Default>(key: &str, slot: &Slot<S>) -> Self {
-        let len = encoded_len_varint(key.len() as u64) + key.len() + slot.packed_len();
+        let state = squeeze(&slot.state.encode_to_vec());
+        let len = encoded_len_varint(key.len() as u64) + key.len() + slot.packed_len(state.len());
         let mut out = Vec::with_capacity(len);
         encode_varint(key.len() as u64, &mut out);
         out.extend_from_slice(key.as_bytes());
-        slot.pack_into(&mut out);
+        slot.pack_into(&state, &mut out);
         debug_assert_eq!(out.len(), len);
         Self(out.into_boxed_slice())
     }
@@ -379,6 +421,21 @@ impl Packed {
 
     fn state<S: Message + Default>(&self) -> S {
         Slot::<S>::unpack_state(self.parts().1).expect("a packed slot unpacks")
+    }
+
+    /// Whether the slot holds records, without unpacking it.
+    fn holds(&self) -> bool {
+        let mut buf = self.parts().1;
+        let held = (|| {
+            take(&mut buf)?;
+            for _ in 0..varint(&mut buf)? * 2 {
+                varint(&mut buf)?;
+            }
+            let n = varint(&mut buf)? as usize;
+            buf = buf.get(n.checked_mul(HASH_BYTES)?..)?;
+            varint(&mut buf)
+        })();
+        held != Some(0)
     }
 }
 
@@ -474,6 +531,10 @@ impl<S: Message + Default> Slots<S> {
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(k, p)| (k, p.state()))
     }
+    /// Every key with its state alone (unpacked one at a time), in key order.
+    pub fn states(&self) -> impl Iterator<Item = (&str, S)> + '_ {
+        self.set.iter().map(|p| (p.key(), p.state()))
+    }
     /// Bytes the packed slots take (keys included), not counting the map or the allocator.
     pub fn packed_bytes(&self) -> usize {
         self.set.iter().map(|p| p.0.len()).sum()
@@ -524,9 +585,15 @@ impl<S: Message + Default> PartitionState<S> {
     pub fn reindex(&mut self) {
         self.held = self
             .slots
+            .set
             .iter()
-            .filter_map(|(k, s)| {
-                Some((k.to_owned(), s.held.iter().map(|h| h.occurred_at_ms).min()?))
+            .filter(|p| p.holds())
+            .filter_map(|p| {
+                let s: Slot<S> = p.slot();
+                Some((
+                    p.key().to_owned(),
+                    s.held.iter().map(|h| h.occurred_at_ms).min()?,
+                ))
             })
             .collect();
     }
@@ -577,7 +644,7 @@ mod tests {
             s.mark("t", i, &format!("e{i}"));
         }
         assert_eq!(s.recent.len(), RECENT_IDS);
-        assert_eq!(*s.recent.last().unwrap(), id_hash("e19"));
+        assert_eq!(*s.recent.last().unwrap(), kept_hash("e19"));
         s.state.on_hand = 7;
         assert_eq!(s.encoded_len(), s.encode().len());
         s.held.push(Held {
@@ -611,6 +678,18 @@ mod tests {
             Admission::Apply,
             "the oldest two are gone"
         );
+        // Records of the version before keep the full 64-bit hashes.
+        let old = Entry {
+            recent_event_hashes: (0..3).map(|i| id_hash(&format!("e{i}"))).collect(),
+            ..Entry::default()
+        }
+        .encode_to_vec();
+        let s = Slot::<InventoryItem>::decode(&old).unwrap();
+        assert_eq!(s.admit("t", 1, "e2"), Admission::Duplicate);
+        assert_eq!(s.admit("t", 1, "e3"), Admission::Apply);
+        let again = Slot::<InventoryItem>::decode(&s.encode()).unwrap();
+        assert_eq!(again.recent, s.recent);
+        assert_eq!(again.admit("t", 1, "e0"), Admission::Duplicate);
         // FNV-1a test vectors.
         assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c);
@@ -664,6 +743,31 @@ mod tests {
         assert!(p.slots.remove("S1/A").is_some());
         assert!(!p.slots.contains_key("S1/A"));
         assert_eq!(p.slots.keys().collect::<Vec<_>>(), vec!["S1/"]);
+    }
+
+    #[test]
+    fn runs_of_zero_and_all_ones_bytes_are_squeezed() {
+        for bytes in [
+            vec![],
+            vec![0],
+            vec![0xFF],
+            vec![1, 2, 3],
+            vec![0xFF; 9],
+            vec![0; 700],
+            [vec![8, 0xFF], vec![0xFF; 300], vec![1, 0, 0, 2]].concat(),
+        ] {
+            assert_eq!(stretch(&squeeze(&bytes)).unwrap(), bytes);
+        }
+        // A movement of -1 unit: 10 bytes of varint, 3 here.
+        assert_eq!(
+            squeeze(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]),
+            vec![0xFF, 8, 1]
+        );
+        assert_eq!(
+            stretch(&[0xFF]),
+            None,
+            "a run without its length is refused"
+        );
     }
 
     #[test]

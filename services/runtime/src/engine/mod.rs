@@ -378,9 +378,9 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         let mut keys = 0;
         for (q, restored) in self.restorer.restore_all::<P::State>(&missing).await? {
             keys += restored.slots.len();
-            for (key, s) in &restored.slots {
-                self.processor.restored(key, &s.state);
-                self.observer.state(key, &s.state);
+            for (key, s) in restored.slots.states() {
+                self.processor.restored(key, &s);
+                self.observer.state(key, &s);
             }
             // Restored held records are retried once the partition is in.
             if !restored.held.is_empty() {
