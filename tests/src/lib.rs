@@ -15,6 +15,7 @@ use shelfguard_local::broker::EmbeddedBroker;
 use shelfguard_runtime::{KafkaArgs, admin};
 use tokio::process::{Child, Command};
 
+pub mod bench;
 pub mod fixtures;
 
 /// Partitions of every store-keyed topic in tests.

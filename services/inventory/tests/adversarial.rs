@@ -281,7 +281,7 @@ fn the_poison_pills_of_issue_9_are_refused_and_the_next_record_applies() {
             "{:?}",
             e.refusals
         );
-        assert_eq!(part.slots["S1/A"].state.on_hand, 10);
+        assert_eq!(part.slots.get("S1/A").unwrap().state.on_hand, 10);
     }
     let sale = |id: &str, lines: Vec<i32>| {
         Sale {
@@ -344,7 +344,7 @@ fn the_poison_pills_of_issue_9_are_refused_and_the_next_record_applies() {
         "{:?}",
         e.refusals
     );
-    assert_eq!(part.slots["S1/A"].state.on_hand, 10);
+    assert_eq!(part.slots.get("S1/A").unwrap().state.on_hand, 10);
     // Many receipts at the limit: the arithmetic is checked, the last ones refused.
     let mut refused = 0;
     for i in 0..2200 {
@@ -361,7 +361,7 @@ fn the_poison_pills_of_issue_9_are_refused_and_the_next_record_applies() {
         }
     }
     assert!(refused > 0);
-    assert!(part.slots["S1/A"].state.on_hand > 2_000_000_000);
+    assert!(part.slots.get("S1/A").unwrap().state.on_hand > 2_000_000_000);
     // And the next valid record still applies (a count taken after all those receipts).
     let mut recount = StockMovement::decode(movement("c2", Count, 7).as_slice()).unwrap();
     recount.occurred_at_ms = T0 + 1;
@@ -373,5 +373,5 @@ fn the_poison_pills_of_issue_9_are_refused_and_the_next_record_applies() {
         recount.encode_to_vec(),
     );
     assert!(e.refusals.is_empty());
-    assert_eq!(part.slots["S1/A"].state.on_hand, 7);
+    assert_eq!(part.slots.get("S1/A").unwrap().state.on_hand, 7);
 }

@@ -284,7 +284,7 @@ impl Offers {
         others
             .scan(&prefix)
             .filter(|(k, _)| *k != key)
-            .map(|(_, o)| budget::committed_on(o, day))
+            .map(|(_, o)| budget::committed_on(&o, day))
             .sum::<i64>()
             + budget::committed_on(item, day)
     }
@@ -430,20 +430,17 @@ impl Offers {
         };
         let tau = self.policy.tau_ms();
         let min_support = self.policy.complement_min_support;
-        let store_item = others
-            .get(&validate::key(store, ""))
-            .cloned()
-            .unwrap_or_default();
+        let store_item = others.get(&validate::key(store, "")).unwrap_or_default();
         let item_snapshot = item.clone();
         let learned = |s: &str| {
             let own = if s == sku {
-                Some(&item_snapshot)
+                Some(item_snapshot.clone())
             } else {
                 others.get(&validate::key(store, s))
             };
             own.map(|o| {
                 complements::lifts(
-                    o,
+                    &o,
                     &store_item,
                     |b| {
                         others

@@ -30,10 +30,13 @@ impl Output {
 }
 
 /// Read access to other keys of the same partition while one key is being changed.
+///
+/// Keys are kept packed in memory: each call unpacks the states it returns, so a processor
+/// reads the keys it needs, once.
 pub trait View<S> {
-    fn get(&self, key: &str) -> Option<&S>;
+    fn get(&self, key: &str) -> Option<S>;
     /// Every key of this partition that starts with `prefix` (e.g. one store's items).
-    fn scan<'a>(&'a self, prefix: &'a str) -> Box<dyn Iterator<Item = (&'a str, &'a S)> + 'a>;
+    fn scan<'a>(&'a self, prefix: &'a str) -> Box<dyn Iterator<Item = (&'a str, S)> + 'a>;
 }
 
 /// A service's decision logic, driven by the engine.

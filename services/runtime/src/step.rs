@@ -562,13 +562,24 @@ mod tests {
             assert_eq!(e.refusals.len(), 1, "{what}: {:?}", e.refusals);
             assert!(e.refusals[0].contains(says), "{what}: {:?}", e.refusals);
             assert!(e.outputs.is_empty(), "{what}");
-            assert_eq!(part.slots["S/A"].state.on_hand, 1, "{what}: state kept");
-            assert!(part.slots["S/A"].state.open_reorder_id.is_empty());
+            assert_eq!(
+                part.slots.get("S/A").unwrap().state.on_hand,
+                1,
+                "{what}: state kept"
+            );
+            assert!(
+                part.slots
+                    .get("S/A")
+                    .unwrap()
+                    .state
+                    .open_reorder_id
+                    .is_empty()
+            );
         }
         // The next record applies as usual.
         let e = feed(&mut part, 10, "S", "S:A:ok2");
         assert!(e.refusals.is_empty());
-        assert_eq!(part.slots["S/A"].state.on_hand, 2);
+        assert_eq!(part.slots.get("S/A").unwrap().state.on_hand, 2);
         // A refused record is not refused again on its redelivery.
         assert_eq!(feed(&mut part, 3, "S", "S:A:err").redelivered, 1);
     }

@@ -136,7 +136,7 @@ fn events_before_their_product_are_held_and_applied_in_order_once_it_arrives() {
         ["k"]
     );
     assert_eq!(part.held_records(), 2);
-    assert_eq!(part.slots["S1/NEW"].state.on_hand, 0);
+    assert_eq!(part.slots.get("S1/NEW").unwrap().state.on_hand, 0);
     // A redelivery of a held record is not held twice.
     assert_eq!(
         feed(&mut shop, &mut part, 1, &format!("S1:NEW:sale:{T0}")).redelivered,
@@ -152,7 +152,7 @@ fn events_before_their_product_are_held_and_applied_in_order_once_it_arrives() {
         (e.released, e.changed.clone()),
         (2, vec!["S1/NEW".to_owned()])
     );
-    assert_eq!(part.slots["S1/NEW"].state.on_hand, 2);
+    assert_eq!(part.slots.get("S1/NEW").unwrap().state.on_hand, 2);
     assert_eq!(part.held_records(), 0);
     assert!(part.held.is_empty());
 }
@@ -242,7 +242,7 @@ fn the_held_queue_of_a_key_is_bounded() {
 fn held_records_survive_the_changelog() {
     let (mut shop, mut part) = (Shop::default(), PartitionState::default());
     feed(&mut shop, &mut part, 0, &format!("S1:NEW:a:{T0}"));
-    let bytes = part.slots["S1/NEW"].encode();
+    let bytes = part.slots.get("S1/NEW").unwrap().encode();
     let mut restored = PartitionState::<InventoryItem>::default();
     restored.slots.insert(
         "S1/NEW".into(),

@@ -724,7 +724,7 @@ fn traffic(key: &str, others: &dyn View<Item>) -> Traffic {
     let (store, _) = split_key(key);
     others
         .get(&store_key(store))
-        .map(Traffic::of)
+        .map(|s| Traffic::of(&s))
         .unwrap_or_default()
 }
 

@@ -807,11 +807,10 @@ fn belt_and_socks_complements_are_learned_from_baskets() {
         }
     }
     for (sku, n) in [("BELT-L", 5), ("SOCKS", 9), ("MILK", 30)] {
-        view.slots
-            .entry(format!("S1/{sku}"))
-            .or_default()
-            .state
-            .on_hand = n;
+        let key = format!("S1/{sku}");
+        let mut slot = view.slots.remove(&key).unwrap_or_default();
+        slot.state.on_hand = n;
+        view.slots.insert(key, slot);
     }
     let mut item = view.slots.remove("S1/BELT-M").unwrap().state;
     let mut e = opened(1);
@@ -996,7 +995,10 @@ fn a_stockout_of_one_sku_never_reaches_another_skus_due_timer() {
     stock(&mut part, "PRIME-14", 6);
     let e = shelfguard_runtime::step::apply_event(&mut o, &mut part, "stockouts", 1, &opened(3));
     assert!(e.refusals.is_empty(), "{:?}", e.refusals);
-    let expiry = part.slots["S1/GOLD-14"]
+    let expiry = part
+        .slots
+        .get("S1/GOLD-14")
+        .unwrap()
         .state
         .offer
         .as_ref()
@@ -1038,8 +1040,14 @@ fn a_stockout_of_one_sku_never_reaches_another_skus_due_timer() {
         steps.contains(&("S1/GOLD-14".into(), "expired".into())),
         "{steps:?}"
     );
-    assert_eq!(part.slots["S1/GOLD-14"].state.stockout_id, "S1/GOLD-14/S1");
-    assert_eq!(part.slots["S1/GOLD-28"].state.stockout_id, "S1/GOLD-28/S1");
+    assert_eq!(
+        part.slots.get("S1/GOLD-14").unwrap().state.stockout_id,
+        "S1/GOLD-14/S1"
+    );
+    assert_eq!(
+        part.slots.get("S1/GOLD-28").unwrap().state.stockout_id,
+        "S1/GOLD-28/S1"
+    );
 }
 
 fn closed_with(on_hand: i32, at: i64) -> Event {
@@ -1123,7 +1131,7 @@ fn an_unaccepted_offer_stays_while_goods_are_only_expected_and_goes_when_stock_i
         step(&mut o, &mut part, 2, &closed_with(0, T0 + MIN)).is_empty(),
         "shelf still empty"
     );
-    assert!(part.slots["S1/GOLD-14"].state.offer.is_some());
+    assert!(part.slots.get("S1/GOLD-14").unwrap().state.offer.is_some());
     let e = step(&mut o, &mut part, 3, &level_of("GOLD-14", 12, T0 + 2 * MIN));
     assert_eq!(change_names(&e), ["withdrawn"]);
     let Some(offer_event::Change::Withdrawn(w)) = &e[0].change else {
@@ -1224,7 +1232,7 @@ fn a_stockout_before_its_product_is_held_and_offered_once_the_product_arrives() 
     let e = shelfguard_runtime::step::handle(&mut o, &mut part, rec);
     assert_eq!((e.held.len(), e.outputs.len()), (1, 0), "{:?}", e.refusals);
     assert_eq!(
-        part.slots["S1/NEW-14"].held[0].waiting_for,
+        part.slots.get("S1/NEW-14").unwrap().held[0].waiting_for,
         "SKU NEW-14 is not in the catalogue yet"
     );
     let before = o.tables_version();
