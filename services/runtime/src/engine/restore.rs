@@ -142,6 +142,9 @@ impl Restorer {
     }
 }
 
+/// A partition's changelog records in order: key and value (`None`: a tombstone).
+type Log<S> = Vec<(String, Option<Slot<S>>)>;
+
 /// Reads the assigned partitions until each has returned the marker `nonce`: the state of
 /// each and the changelog records read.
 async fn read_to_markers<S: prost::Message + Default>(
@@ -152,8 +155,7 @@ async fn read_to_markers<S: prost::Message + Default>(
 ) -> Result<BTreeMap<i32, (PartitionState<S>, u64)>> {
     let mut waiting: BTreeSet<i32> = missing.iter().copied().collect();
     // Each partition's records in changelog order (a tombstone as `None`), folded at the end.
-    let mut logs: BTreeMap<i32, Vec<(String, Option<Slot<S>>)>> =
-        missing.iter().map(|p| (*p, Vec::new())).collect();
+    let mut logs: BTreeMap<i32, Log<S>> = missing.iter().map(|p| (*p, Vec::new())).collect();
     while !waiting.is_empty() {
         let m = tokio::time::timeout(MARKER_TIMEOUT, reader.recv())
             .await
@@ -206,7 +208,7 @@ async fn read_to_markers<S: prost::Message + Default>(
 /// The latest value of each key of a changelog log (in changelog order); a key whose latest
 /// record is a tombstone is gone. Sorted once and built in bulk: inserting a million keys one
 /// by one into the map took most of a restore's time.
-fn latest<S>(mut log: Vec<(String, Option<Slot<S>>)>) -> BTreeMap<String, Slot<S>> {
+fn latest<S>(mut log: Log<S>) -> BTreeMap<String, Slot<S>> {
     // Stable: the records of one key stay in changelog order.
     log.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(log.len());
