@@ -160,6 +160,9 @@ pub struct Report {
     pub sizes: Option<Sizes>,
     pub machine: String,
     pub command: String,
+    /// The machine's 1-minute load average at the start and at the end of the run: other work
+    /// on the same cores moves every figure.
+    pub load: (f64, f64),
 }
 
 impl Report {
@@ -209,6 +212,7 @@ impl Report {
         json!({
             "command": self.command,
             "machine": self.machine,
+            "load_average": {"start": self.load.0, "end": self.load.1},
             "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
             "sizes": sizes,
             "figures": figures,
@@ -252,6 +256,14 @@ pub fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// The 1-minute load average (Linux; 0 elsewhere).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
 /// Runs every measurement against one embedded broker.
 pub async fn run(sizes: Sizes, exe: PathBuf, progress: bool) -> Result<Report> {
     let say = |what: &str| {
@@ -262,6 +274,7 @@ pub async fn run(sizes: Sizes, exe: PathBuf, progress: bool) -> Result<Report> {
     let mut r = Report {
         sizes: Some(sizes.clone()),
         machine: machine(),
+        load: (load_average(), 0.0),
         ..Report::default()
     };
     let env = Env::start("bench").await?;
@@ -420,6 +433,7 @@ pub async fn run(sizes: Sizes, exe: PathBuf, progress: bool) -> Result<Report> {
     let grown = d.rss().saturating_sub(rss_before) as f64;
     r.set("inventory_rss_per_key", grown / sizes.keys as f64);
     d.stop().await?;
+    r.load.1 = load_average();
     Ok(r)
 }
 

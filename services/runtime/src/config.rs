@@ -200,6 +200,7 @@ impl KafkaArgs {
                 self.session_timeout().as_millis().to_string(),
             )
             .set("heartbeat.interval.ms", "1000")
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .set("enable.partition.eof", "false");
         if let Some(id) = &self.group_instance_id {
             c.set("group.instance.id", id);
@@ -214,10 +215,17 @@ impl KafkaArgs {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .set("enable.partition.eof", "false");
         c
     }
 }
+
+/// How soon a consumer whose local queue is full fetches again once there is room. librdkafka
+/// waits a whole second by default: a reader that fetches faster than it is read (a state
+/// restore, a catch-up after downtime) then sits idle most of that second. Measured with
+/// `bench`: restoring 1,000,000 keys took 8.1 s with the default, see README's Measuring.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 #[cfg(test)]
 mod tests {

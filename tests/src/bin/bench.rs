@@ -76,15 +76,14 @@ async fn measure(cli: Cli, args: Vec<String>) -> Result<()> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {
+        let profile = if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        };
         println!(
-            "shelfguard bench ({} profile) on {}: {}",
-            if cfg!(debug_assertions) {
-                "dev"
-            } else {
-                "release"
-            },
-            report.machine,
-            report.command
+            "shelfguard bench ({profile} profile) on {}, load average {:.1} at start, {:.1} at end: {}",
+            report.machine, report.load.0, report.load.1, report.command
         );
         print!("{}", report.table());
     }

@@ -133,6 +133,11 @@ pub async fn run_observed<P: Processor, O: Observer<P::State>>(
                 lp.tick().await?;
                 continue;
             }
+            // The producer got past its start: ready now if all else is, not on the next tick.
+            _ = lp.warmed.notified() => {
+                lp.tick().await?;
+                continue;
+            }
             _ = tick.tick() => {
                 lp.tick().await?;
                 continue;
@@ -176,6 +181,8 @@ struct Loop<'a, P: Processor, O> {
     producer: FutureProducer,
     /// The producer has asked for its producer id (see [`warm_up`]).
     producer_warm: Arc<AtomicBool>,
+    /// Notified when `producer_warm` is set.
+    warmed: Arc<tokio::sync::Notify>,
     /// Restores partitions from the changelog, with its own clients made once.
     restorer: Restorer,
     consumer: StreamConsumer<Ctx>,
@@ -214,7 +221,8 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
         }
         let group = args.group_id.clone().unwrap_or_else(|| args.topic(name));
         let producer: FutureProducer = args.producer(name).create().context("creating producer")?;
-        let producer_warm = warm_up(&producer, args.topic(processor.changelog()));
+        let warmed = Arc::new(tokio::sync::Notify::new());
+        let producer_warm = warm_up(&producer, args.topic(processor.changelog()), warmed.clone());
         let restorer = Restorer::new(args, name, args.topic(processor.changelog()))?;
         let link = Link::default();
         let flags = Flags {
@@ -255,6 +263,7 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
             inputs,
             producer,
             producer_warm,
+            warmed,
             restorer,
             consumer,
             flags,
@@ -725,8 +734,12 @@ impl<'a, P: Processor, O: Observer<P::State>> Loop<'a, P, O> {
 /// before a broker connection it would ask on is up, and the next attempt is 500 ms later. A
 /// second metadata request, once a broker is known, asks at once (first send 505 ms → about 55
 /// ms after creation, against tansu). Returns a flag set when done (or failed: a failure only
-/// costs the first send the 500 ms again).
-fn warm_up(producer: &FutureProducer, topic: String) -> Arc<AtomicBool> {
+/// costs the first send the 500 ms again), and notifies `warmed`.
+fn warm_up(
+    producer: &FutureProducer,
+    topic: String,
+    warmed: Arc<tokio::sync::Notify>,
+) -> Arc<AtomicBool> {
     let done = Arc::new(AtomicBool::new(false));
     let (p, flag) = (producer.clone(), done.clone());
     tokio::task::spawn_blocking(move || {
@@ -739,6 +752,7 @@ fn warm_up(producer: &FutureProducer, topic: String) -> Arc<AtomicBool> {
             }
         }
         flag.store(true, Ordering::Relaxed);
+        warmed.notify_one();
     });
     done
 }

@@ -142,6 +142,9 @@ impl Restorer {
     }
 }
 
+/// A partition's changelog records in order: key and value (`None`: a tombstone).
+type Log<S> = Vec<(String, Option<Slot<S>>)>;
+
 /// Reads the assigned partitions until each has returned the marker `nonce`: the state of
 /// each and the changelog records read.
 async fn read_to_markers<S: prost::Message + Default>(
@@ -151,10 +154,8 @@ async fn read_to_markers<S: prost::Message + Default>(
     nonce: &str,
 ) -> Result<BTreeMap<i32, (PartitionState<S>, u64)>> {
     let mut waiting: BTreeSet<i32> = missing.iter().copied().collect();
-    let mut states: BTreeMap<i32, (PartitionState<S>, u64)> = missing
-        .iter()
-        .map(|p| (*p, (PartitionState::default(), 0)))
-        .collect();
+    // Each partition's records in changelog order (a tombstone as `None`), folded at the end.
+    let mut logs: BTreeMap<i32, Log<S>> = missing.iter().map(|p| (*p, Vec::new())).collect();
     while !waiting.is_empty() {
         let m = tokio::time::timeout(MARKER_TIMEOUT, reader.recv())
             .await
@@ -170,7 +171,7 @@ async fn read_to_markers<S: prost::Message + Default>(
             // Not being restored (a stale fetch of an earlier assignment), or already done.
             continue;
         }
-        let Some((state, records)) = states.get_mut(&partition) else {
+        let Some(log) = logs.get_mut(&partition) else {
             bail!("record of partition {partition} not being restored");
         };
         let key = m.key().unwrap_or_default();
@@ -180,21 +181,85 @@ async fn read_to_markers<S: prost::Message + Default>(
             }
             continue;
         }
-        *records += 1;
         let key = String::from_utf8_lossy(key).into_owned();
         match m.payload() {
-            None => {
-                state.slots.remove(&key);
-            }
+            None => log.push((key, None)),
             Some(bytes) => match Slot::<S>::decode(bytes) {
-                Ok(slot) => {
-                    state.slots.insert(key, slot);
-                }
+                Ok(slot) => log.push((key, Some(slot))),
                 Err(e) => {
                     warn!(changelog, partition, key, error = %e, "unreadable changelog record skipped")
                 }
             },
         }
     }
-    Ok(states)
+    Ok(logs
+        .into_iter()
+        .map(|(p, log)| {
+            let records = log.len() as u64;
+            let state = PartitionState {
+                slots: latest(log),
+                ..PartitionState::default()
+            };
+            (p, (state, records))
+        })
+        .collect())
+}
+
+/// The latest value of each key of a changelog log (in changelog order); a key whose latest
+/// record is a tombstone is gone. Sorted once and built in bulk: inserting a million keys one
+/// by one into the map took most of a restore's time.
+fn latest<S>(mut log: Log<S>) -> BTreeMap<String, Slot<S>> {
+    // Stable: the records of one key stay in changelog order.
+    log.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(log.len());
+    let mut records = log.into_iter().peekable();
+    while let Some((key, value)) = records.next() {
+        if records.peek().is_some_and(|(next, _)| *next == key) {
+            // A later record of the key wins.
+            continue;
+        }
+        if let Some(v) = value {
+            out.push((key, v));
+        }
+    }
+    // Sorted and unique: the map is built without a search per key.
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shelfguard_events::state::InventoryItem;
+
+    fn slot(on_hand: i32) -> Option<Slot<InventoryItem>> {
+        Some(Slot {
+            state: InventoryItem {
+                on_hand,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn the_latest_record_of_a_key_wins_and_a_tombstone_removes_it() {
+        let log = vec![
+            ("b".to_owned(), slot(1)),
+            ("a".to_owned(), slot(1)),
+            ("b".to_owned(), slot(2)),
+            ("c".to_owned(), slot(1)),
+            ("a".to_owned(), None),
+            ("d".to_owned(), None),
+            ("d".to_owned(), slot(4)),
+            ("b".to_owned(), slot(3)),
+        ];
+        let state: Vec<(String, i32)> = latest(log)
+            .into_iter()
+            .map(|(k, s)| (k, s.state.on_hand))
+            .collect();
+        assert_eq!(
+            state,
+            vec![("b".into(), 3), ("c".into(), 1), ("d".into(), 4)]
+        );
+    }
 }
