@@ -478,6 +478,31 @@ impl<S> Default for Slots<S> {
     }
 }
 
+/// Built in bulk (sorted input is not searched per key); a later duplicate key replaces an
+/// earlier one.
+impl<S: Message + Default> FromIterator<(String, Slot<S>)> for Slots<S> {
+    fn from_iter<I: IntoIterator<Item = (String, Slot<S>)>>(iter: I) -> Self {
+        let mut slots = Self::default();
+        let mut sorted: Vec<Packed> = Vec::new();
+        for (key, slot) in iter {
+            let p = Packed::new(&key, &slot);
+            if sorted.last().is_some_and(|last| last.key() >= p.key()) {
+                // Not sorted and unique: insert one by one, in order, the later winning.
+                slots.set.extend(sorted.drain(..));
+                slots.set.replace(p);
+            } else if slots.set.is_empty() {
+                sorted.push(p);
+            } else {
+                slots.set.replace(p);
+            }
+        }
+        if !sorted.is_empty() {
+            slots.set = sorted.into_iter().collect();
+        }
+        slots
+    }
+}
+
 impl<S> std::fmt::Debug for Slots<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slots")
@@ -778,5 +803,37 @@ mod tests {
         }
         let keys: Vec<_> = p.scan("s1/").map(|(k, _)| k.to_owned()).collect();
         assert_eq!(keys, vec!["s1/a", "s1/b"]);
+    }
+
+    #[test]
+    fn slots_collect_sorted_input_in_bulk_and_any_input_with_the_later_duplicate_winning() {
+        let slot = |n: i32| Slot {
+            state: InventoryItem {
+                on_hand: n,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let of = |s: &Slots<InventoryItem>| -> Vec<(String, i32)> {
+            s.states()
+                .map(|(k, st)| (k.to_owned(), st.on_hand))
+                .collect()
+        };
+        let sorted: Slots<InventoryItem> = [("a", 1), ("b", 2), ("c", 3)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), slot(n)))
+            .collect();
+        assert_eq!(
+            of(&sorted),
+            [("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]
+        );
+        let mixed: Slots<InventoryItem> = [("b", 1), ("c", 2), ("a", 3), ("c", 4), ("a", 5)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), slot(n)))
+            .collect();
+        assert_eq!(
+            of(&mixed),
+            [("a".into(), 5), ("b".into(), 1), ("c".into(), 4)]
+        );
     }
 }

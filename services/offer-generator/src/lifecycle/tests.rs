@@ -697,7 +697,7 @@ fn stock_is_there_ends_the_check_without_a_count_or_an_offer() {
     // The detector closes the episode as a false alarm: nothing more to publish.
     let (out, _) = run(&mut o, &mut part, 3, &closed_with(12, T0 + 10 * MIN));
     assert!(out.is_empty(), "{out:?}");
-    assert!(part.slots["S1/GOLD-14"].state.offer.is_none());
+    assert!(part.slots.get("S1/GOLD-14").unwrap().state.offer.is_none());
 }
 
 #[test]

@@ -197,7 +197,7 @@ async fn read_to_markers<S: prost::Message + Default>(
         .map(|(p, log)| {
             let records = log.len() as u64;
             let state = PartitionState {
-                slots: latest(log),
+                slots: latest(log).into_iter().collect(),
                 ..PartitionState::default()
             };
             (p, (state, records))
@@ -208,7 +208,7 @@ async fn read_to_markers<S: prost::Message + Default>(
 /// The latest value of each key of a changelog log (in changelog order); a key whose latest
 /// record is a tombstone is gone. Sorted once and built in bulk: inserting a million keys one
 /// by one into the map took most of a restore's time.
-fn latest<S>(mut log: Log<S>) -> BTreeMap<String, Slot<S>> {
+fn latest<S>(mut log: Log<S>) -> Vec<(String, Slot<S>)> {
     // Stable: the records of one key stay in changelog order.
     log.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(log.len());
@@ -223,7 +223,7 @@ fn latest<S>(mut log: Log<S>) -> BTreeMap<String, Slot<S>> {
         }
     }
     // Sorted and unique: the map is built without a search per key.
-    out.into_iter().collect()
+    out
 }
 
 #[cfg(test)]
