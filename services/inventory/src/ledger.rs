@@ -226,7 +226,7 @@ impl Ledger {
         let reorder_id = format!("{store}/{sku}/R{}", item.reorder_seq);
         item.open_reorder_id = reorder_id.clone();
         item.open_reorder_at_ms = now;
-        Some(ReorderRequest {
+        let request = ReorderRequest {
             event_id: format!("rr:{reorder_id}"),
             occurred_at_ms: now,
             store_id: store.to_owned(),
@@ -235,8 +235,33 @@ impl Ledger {
             // position <= reorder point < order_up_to, so this is in 1..=i32::MAX.
             quantity: i32::try_from(i64::from(order_up_to) - position).unwrap_or(i32::MAX),
             on_hand: item.on_hand,
-        })
+        };
+        // Its answer came first (see `InventoryItem.early_outcome`): book it now.
+        // Only an answer given after this request's time (less an hour of clock skew): an
+        // older one answered something else.
+        if let Some(early) = item.early_outcome.take()
+            && early.reorder_id == request.reorder_id
+            && early.occurred_at_ms.saturating_add(EARLY_OUTCOME_SKEW_MS) >= now
+        {
+            // The outcome was validated when it was read; it matches the open reorder.
+            let _ = record_outcome(item, &early);
+        }
+        Some(request)
     }
+}
+
+/// How much earlier than its request an outcome read before the request may be dated (the
+/// warehouse's clock against the store's).
+const EARLY_OUTCOME_SKEW_MS: i64 = 3_600_000;
+
+/// The id of the reorder `item` requests next, in the outcome's store and SKU.
+fn next_reorder_id(o: &ReorderOutcome, item: &InventoryItem) -> String {
+    format!(
+        "{}/{}/R{}",
+        o.store_id,
+        o.sku,
+        item.reorder_seq.wrapping_add(1)
+    )
 }
 
 /// Stock on hand plus goods on their way, without overflow.
@@ -355,6 +380,12 @@ fn move_stock(
 /// Records the outcome of the open reorder. An outcome for any other reorder (unknown, or
 /// already decided) is refused: counting it would invent or double a failure.
 fn record_outcome(item: &mut InventoryItem, o: &ReorderOutcome) -> Result<(), Rejected> {
+    if item.open_reorder_id.is_empty() && o.reorder_id == next_reorder_id(o, item) {
+        // The answer to the reorder this key requests next: its request was published before a
+        // crash lost this state, and the replay that requests it again has not come yet.
+        item.early_outcome = Some(o.clone());
+        return Ok(());
+    }
     if item.open_reorder_id != o.reorder_id {
         let open = if item.open_reorder_id.is_empty() {
             "none"
@@ -428,6 +459,13 @@ impl Ledger {
     fn settle(&mut self, key: &str, item: &mut InventoryItem, now: i64) -> Option<Output> {
         let (store, sku) = split_key(key);
         item.failures_ms.retain(|t| now - t < WEEK_MS);
+        if item
+            .early_outcome
+            .as_ref()
+            .is_some_and(|o| now.saturating_sub(o.occurred_at_ms) >= WEEK_MS)
+        {
+            item.early_outcome = None;
+        }
         item.recent_failures
             .retain(|f| now - f.decided_at_ms < WEEK_MS);
         let reorder = self.maybe_reorder(store, sku, item, now);

@@ -257,18 +257,20 @@ fn an_outcome_for_a_reorder_that_is_not_open_is_refused_and_changes_nothing() {
     let mut l = ledger();
     let mut item = InventoryItem::default();
     let view = PartitionState::<InventoryItem>::default();
-    let early = l.apply(
+    run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
+    assert_eq!(item.open_reorder_id, "S1/OIL-14/R1");
+    let before = item.clone();
+    let other = l.apply(
         "S1/OIL-14",
         &mut item,
-        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0),
+        &outcome("S1/OIL-14/R7", OutcomeStatus::Failed, T0),
         &view,
     );
     assert_eq!(
-        early.unwrap_err().0,
-        "outcome for reorder S1/OIL-14/R1 which is not open (open: none)"
+        other.unwrap_err().0,
+        "outcome for reorder S1/OIL-14/R7 which is not open (open: S1/OIL-14/R1)"
     );
-    assert_eq!(item, InventoryItem::default());
-    run(&mut l, &mut item, &movement(MovementKind::Count, 3, T0));
+    assert_eq!(item, before);
     run(
         &mut l,
         &mut item,
@@ -285,6 +287,46 @@ fn an_outcome_for_a_reorder_that_is_not_open_is_refused_and_changes_nothing() {
         "a repeated outcome does not count twice"
     );
     assert_eq!(item.failures_ms.len(), 1);
+}
+
+/// A crash after the reorder request was published but before this state was written: the
+/// warehouse's answer (another topic) is read before the replayed sale requests R1 again.
+#[test]
+fn an_answer_read_before_its_replayed_request_is_booked_when_the_request_is_made() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    run(&mut l, &mut item, &movement(MovementKind::Count, 5, T0));
+    let (reqs, level) = run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0 + 2 * MIN),
+    );
+    assert!(reqs.is_empty());
+    assert_eq!(level.failed_reorders_7d, 0, "not booked before its request");
+    let (reqs, level) = run(&mut l, &mut item, &sale("s1", T0 + MIN, "OIL-14", 2));
+    assert_eq!(reqs.len(), 1, "the request is published again (same id)");
+    assert_eq!(reqs[0].reorder_id, "S1/OIL-14/R1");
+    assert_eq!(level.failed_reorders_7d, 1);
+    assert!(level.open_reorder_id.is_empty(), "answered: nothing open");
+    assert_eq!(item.early_outcome, None);
+}
+
+#[test]
+fn an_early_answer_older_than_its_request_answers_nothing() {
+    let mut l = ledger();
+    let mut item = InventoryItem::default();
+    run(&mut l, &mut item, &movement(MovementKind::Count, 5, T0));
+    run(
+        &mut l,
+        &mut item,
+        &outcome("S1/OIL-14/R1", OutcomeStatus::Failed, T0),
+    );
+    // Requested two hours after that answer was dated: it answered something else.
+    let (reqs, level) = run(&mut l, &mut item, &sale("s1", T0 + 120 * MIN, "OIL-14", 2));
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(level.open_reorder_id, "S1/OIL-14/R1");
+    assert_eq!(level.failed_reorders_7d, 0);
+    assert_eq!(item.early_outcome, None);
 }
 
 fn redeemed(at: i64, sub: &str, q: i32) -> Event {
