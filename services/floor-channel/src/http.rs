@@ -174,6 +174,51 @@ struct AnswerBody {
     channel: Option<String>,
 }
 
+/// The `channel` of an answer's body: `api` (the default) or `console`.
+fn answer_channel(channel: Option<&str>) -> Result<&str, Box<Response>> {
+    let channel = channel.unwrap_or("api");
+    if matches!(channel, "api" | "console") {
+        Ok(channel)
+    } else {
+        Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "channel must be api or console",
+        )))
+    }
+}
+
+/// Validates a staff answer (to an offer or a shelf check) as the contract does and publishes
+/// it to `floor.responses.v1`, keyed by its store; the error is the response to give.
+async fn publish_response(app: &App, response: &StaffResponse) -> Result<(), Box<Response>> {
+    let bytes = response.encode_to_vec();
+    if let Err(reason) = shelfguard_events::validate::staff_response(&bytes) {
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, &reason)));
+    }
+    let sent = app
+        .producer
+        .send(
+            FutureRecord::to(&app.responses_topic)
+                .key(&response.store_id)
+                .payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await;
+    if let Err((e, _)) = sent {
+        warn!(
+            store = response.store_id,
+            offer_id = response.offer_id,
+            check_id = response.check_id,
+            error = %e,
+            "staff answer not published"
+        );
+        return Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the answer could not be published; try again",
+        )));
+    }
+    Ok(())
+}
+
 async fn answer(
     State(app): State<App>,
     Path((store, offer_id)): Path<(String, String)>,
@@ -205,10 +250,10 @@ async fn answer(
             );
         }
     };
-    let channel = body.channel.as_deref().unwrap_or("api");
-    if !matches!(channel, "api" | "console") {
-        return error(StatusCode::BAD_REQUEST, "channel must be api or console");
-    }
+    let channel = match answer_channel(body.channel.as_deref()) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     if body.reason.len() > MAX_TEXT || body.by.len() > MAX_TEXT {
         return error(
             StatusCode::BAD_REQUEST,
@@ -239,25 +284,8 @@ async fn answer(
         channel: channel.to_owned(),
         ..Default::default()
     };
-    let bytes = response.encode_to_vec();
-    if let Err(reason) = shelfguard_events::validate::staff_response(&bytes) {
-        return error(StatusCode::BAD_REQUEST, &reason);
-    }
-    let sent = app
-        .producer
-        .send(
-            FutureRecord::to(&app.responses_topic)
-                .key(&store)
-                .payload(&bytes),
-            Duration::from_secs(10),
-        )
-        .await;
-    if let Err((e, _)) = sent {
-        warn!(store, offer_id, error = %e, "staff answer not published");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the answer could not be published; try again",
-        );
+    if let Err(r) = publish_response(&app, &response).await {
+        return *r;
     }
     app.metrics.answers.inc();
     info!(
@@ -346,10 +374,10 @@ async fn answer_check(
         }
         Some(n) => i32::try_from(n).ok(),
     };
-    let channel = body.channel.as_deref().unwrap_or("api");
-    if !matches!(channel, "api" | "console") {
-        return error(StatusCode::BAD_REQUEST, "channel must be api or console");
-    }
+    let channel = match answer_channel(body.channel.as_deref()) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     if body.by.len() > MAX_TEXT {
         return error(
             StatusCode::BAD_REQUEST,
@@ -380,25 +408,8 @@ async fn answer_check(
         channel: channel.to_owned(),
         ..Default::default()
     };
-    let bytes = response.encode_to_vec();
-    if let Err(reason) = shelfguard_events::validate::staff_response(&bytes) {
-        return error(StatusCode::BAD_REQUEST, &reason);
-    }
-    let sent = app
-        .producer
-        .send(
-            FutureRecord::to(&app.responses_topic)
-                .key(&store)
-                .payload(&bytes),
-            Duration::from_secs(10),
-        )
-        .await;
-    if let Err((e, _)) = sent {
-        warn!(store, check_id, error = %e, "shelf check answer not published");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the answer could not be published; try again",
-        );
+    if let Err(r) = publish_response(&app, &response).await {
+        return *r;
     }
     let name = crate::checks::finding_name(finding as i32);
     app.metrics.answers.inc();
