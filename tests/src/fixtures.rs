@@ -140,3 +140,54 @@ pub fn offer_event(
         change: Some(change),
     }
 }
+
+/// One step `step` of the shelf check `check_id` of `sku` in `store` (event id
+/// `<check_id>:<step>`), as offer-generator publishes it.
+pub fn check_step(
+    store: &str,
+    check_id: &str,
+    sku: &str,
+    step: &str,
+    change: shelfguard_events::floor::shelf_check_event::Change,
+) -> shelfguard_events::floor::ShelfCheckEvent {
+    shelfguard_events::floor::ShelfCheckEvent {
+        event_id: format!("{check_id}:{step}"),
+        occurred_at_ms: now_ms(),
+        store_id: store.into(),
+        check_id: check_id.into(),
+        stockout_id: format!("{store}/{sku}/S1"),
+        sku: sku.into(),
+        change: Some(change),
+    }
+}
+
+/// A shelf check of the 14 oz `name` (`sku`) at Aisle 7, shelf 3, requested in `store`.
+pub fn check_requested(
+    store: &str,
+    check_id: &str,
+    sku: &str,
+    name: &str,
+    expires_at_ms: i64,
+) -> shelfguard_events::floor::ShelfCheckEvent {
+    use shelfguard_events::floor::{CheckRequested, ProductRef, shelf_check_event::Change};
+    check_step(
+        store,
+        check_id,
+        sku,
+        "requested",
+        Change::Requested(CheckRequested {
+            product: Some(ProductRef {
+                sku: sku.into(),
+                name: name.into(),
+                size: "14 oz".into(),
+                price_cents: 799,
+                location: "Aisle 7, shelf 3".into(),
+            }),
+            question: format!("Is there any 14 oz {name} at Aisle 7, shelf 3?"),
+            reason: "no sale for 3 h 10 min where about 6 were expected; books say 9 on hand"
+                .into(),
+            on_hand: 9,
+            expires_at_ms,
+        }),
+    )
+}

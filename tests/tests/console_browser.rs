@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail};
 use shelfguard_e2e::{Env, artifacts_dir, fixtures::*, free_port, wait_http};
 use shelfguard_events::floor::shelf_check_event::Change as CheckChange;
 use shelfguard_events::floor::{
-    Answer, CheckAnswered, CheckRequested, OfferEvent, ProductRef, ShelfCheckEvent, ShelfFinding,
-    StaffResponse, offer_event::Change,
+    Answer, CheckAnswered, OfferEvent, ShelfCheckEvent, ShelfFinding, StaffResponse,
+    offer_event::Change,
 };
 use shelfguard_events::topics::*;
 use shelfguard_events::warehouse::ReorderRequest;
@@ -167,38 +167,11 @@ async fn staff_see_the_offer_in_the_browser_and_accept_it() -> Result<()> {
 
 /// A shelf check of `sku` requested in [`STORE`], as offer-generator publishes it.
 fn check_requested(check_id: &str, sku: &str, name: &str) -> ShelfCheckEvent {
-    let product = ProductRef {
-        sku: sku.into(),
-        name: name.into(),
-        size: "14 oz".into(),
-        price_cents: 799,
-        location: "Aisle 7, shelf 3".into(),
-    };
-    check_step(
-        check_id,
-        sku,
-        "requested",
-        CheckChange::Requested(CheckRequested {
-            question: format!("Is there any 14 oz {name} at Aisle 7, shelf 3?"),
-            product: Some(product),
-            reason: "no sale for 3 h 10 min where about 6 were expected; books say 9 on hand"
-                .into(),
-            on_hand: 9,
-            expires_at_ms: now_ms() + 3_600_000,
-        }),
-    )
+    shelfguard_e2e::fixtures::check_requested(STORE, check_id, sku, name, now_ms() + 3_600_000)
 }
 
 fn check_step(check_id: &str, sku: &str, step: &str, change: CheckChange) -> ShelfCheckEvent {
-    ShelfCheckEvent {
-        event_id: format!("{check_id}:{step}"),
-        occurred_at_ms: now_ms(),
-        store_id: STORE.into(),
-        check_id: check_id.into(),
-        stockout_id: format!("{STORE}/{sku}/S1"),
-        sku: sku.into(),
-        change: Some(change),
-    }
+    shelfguard_e2e::fixtures::check_step(STORE, check_id, sku, step, change)
 }
 
 /// A shelf check in the browser: the test plays offer-generator (it publishes the

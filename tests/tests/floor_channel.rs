@@ -558,44 +558,23 @@ fn check_requested(
     check_id: &str,
     expires_at_ms: i64,
 ) -> shelfguard_events::floor::ShelfCheckEvent {
-    use shelfguard_events::floor::{CheckRequested, ProductRef, shelf_check_event::Change};
-    check_step(
+    shelfguard_e2e::fixtures::check_requested(
         store,
         check_id,
-        "requested",
-        Change::Requested(CheckRequested {
-            product: Some(ProductRef {
-                sku: "GOLD-14".into(),
-                name: "Coco Gold Coconut Oil".into(),
-                size: "14 oz".into(),
-                price_cents: 799,
-                location: "Aisle 7, shelf 3".into(),
-            }),
-            question: "Is there any 14 oz Coco Gold Coconut Oil at Aisle 7, shelf 3?".into(),
-            reason: "no sale for 3 h 10 min where about 6 were expected; books say 9 on hand"
-                .into(),
-            on_hand: 9,
-            expires_at_ms,
-        }),
+        "GOLD-14",
+        "Coco Gold Coconut Oil",
+        expires_at_ms,
     )
 }
 
-/// One step `step` of the shelf check `check_id` (event id `<check_id>:<step>`).
+/// One step `step` of the shelf check `check_id` of GOLD-14.
 fn check_step(
     store: &str,
     check_id: &str,
     step: &str,
     change: shelfguard_events::floor::shelf_check_event::Change,
 ) -> shelfguard_events::floor::ShelfCheckEvent {
-    shelfguard_events::floor::ShelfCheckEvent {
-        event_id: format!("{check_id}:{step}"),
-        occurred_at_ms: now_ms(),
-        store_id: store.into(),
-        check_id: check_id.into(),
-        stockout_id: format!("{store}/GOLD-14/S1"),
-        sku: "GOLD-14".into(),
-        change: Some(change),
-    }
+    shelfguard_e2e::fixtures::check_step(store, check_id, "GOLD-14", step, change)
 }
 
 /// Shelf checks: loaded before the channel opens, listed per store with its token, answered
