@@ -410,6 +410,32 @@ pub struct Batch {
     pub expected: Vec<(String, String, i32)>,
 }
 
+impl Batch {
+    /// A COUNT of `units` of `sku` in `store` at `at_ms`, and the on-hand inventory must then
+    /// show.
+    fn count(
+        &mut self,
+        event_id: String,
+        at_ms: i64,
+        store: &str,
+        sku: &str,
+        units: i32,
+        note: &str,
+    ) {
+        self.expected
+            .push((event_id.clone(), sku.to_owned(), units));
+        self.movements.push(movement(
+            event_id,
+            at_ms,
+            store,
+            sku,
+            MovementKind::Count,
+            units,
+            note,
+        ));
+    }
+}
+
 /// Counters of what the week did, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WeekStats {
@@ -811,17 +837,14 @@ impl Week {
                     continue; // a new SKU: counted at its launch
                 }
                 let n = self.items[s][i].books;
-                let m = movement(
+                b.count(
                     format!("wk-open-{}-{i}", store.id),
                     self.cfg.start_ms,
                     &store.id,
                     &p.sku,
-                    MovementKind::Count,
                     n,
                     "opening count",
                 );
-                b.expected.push((m.event_id.clone(), p.sku.clone(), n));
-                b.movements.push(m);
             }
         }
         b
@@ -1108,17 +1131,14 @@ impl Week {
                     let n = item.shelf.max(0);
                     self.items[s][i].books = n;
                     self.items[s][i].books_at_ms = t;
-                    let m = movement(
+                    b.count(
                         format!("wk-scan-{}-{i}-{t}", self.stores[s].id),
                         t,
                         &self.stores[s].id,
                         &self.catalog[i].sku,
-                        MovementKind::Count,
                         n,
                         "gap scan: shelf found empty",
                     );
-                    b.expected.push((m.event_id.clone(), m.sku.clone(), n));
-                    b.movements.push(m);
                     self.stats.gap_scans += 1;
                     self.observe(s, i, t);
                 }
@@ -1277,17 +1297,14 @@ impl Week {
                 item.books = item.shelf;
                 item.books_at_ms = t;
                 let n = item.books;
-                let m = movement(
+                b.count(
                     format!("wk-count-{}-{i}-{t}", self.stores[s].id),
                     t,
                     &self.stores[s].id,
                     &self.catalog[i].sku,
-                    MovementKind::Count,
                     n,
                     "cycle count",
                 );
-                b.expected.push((m.event_id.clone(), m.sku.clone(), n));
-                b.movements.push(m);
                 self.observe(s, i, t);
             }
             Action::Launch { sku: i } => {
@@ -1299,17 +1316,14 @@ impl Week {
                     item.shelf = n;
                     item.books = n;
                     item.books_at_ms = t;
-                    let m = movement(
+                    b.count(
                         format!("wk-launch-{}-{i}", self.stores[s].id),
                         t,
                         &self.stores[s].id,
                         &self.catalog[i].sku,
-                        MovementKind::Count,
                         n,
                         "new product: first stock counted",
                     );
-                    b.expected.push((m.event_id.clone(), m.sku.clone(), n));
-                    b.movements.push(m);
                     self.observe(s, i, t);
                 }
             }
